@@ -1,0 +1,95 @@
+"""The `Backbone` interface and its registry: a Keras model from face crops to features."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import cached_property
+
+import numpy as np
+
+from ..registry import Configurable, Registry
+
+
+def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Backbone(Configurable):
+    """Embeds RGB uint8 face crops (N, S, S, 3), S = `input_size`, into float32 features (N, D).
+
+    Subclasses implement `build_model()` (a Keras model from preprocessed images to
+    features) and `preprocess()`; the Keras model is built on first use. `weights` is
+    "imagenet" (Keras' own download), a weights file path, or None (random initialisation).
+    """
+
+    weights: str | None = None
+    input_size: int = 0
+    #: Batch sizes that inputs are padded to, so a compiled function serves every video.
+    buckets: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.model.output_shape[-1])
+
+    def build_model(self):
+        raise NotImplementedError
+
+    def preprocess(self, images: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @cached_property
+    def model(self):
+        """The Keras model (built once, frozen: inference mode)."""
+        model = self.build_model()
+        model.trainable = False
+        return model
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """Features of a batch of RGB uint8 crops, float32 (N, `feature_dim`)."""
+        images = np.asarray(images)
+        s = self.input_size
+        if images.ndim != 4 or images.shape[1:] != (s, s, 3):
+            raise ValueError(f"{self.registry_name} embeds crops of shape (N, {s}, {s}, 3); got {images.shape}")
+        if len(images) == 0:
+            return np.zeros((0, self.feature_dim), dtype=np.float32)
+        largest = self.buckets[-1]
+        out = []
+        for start in range(0, len(images), largest):
+            chunk = self.preprocess(images[start:start + largest])
+            n = len(chunk)
+            padded = next(b for b in self.buckets if b >= n)
+            if padded > n:
+                chunk = np.concatenate([chunk, np.zeros((padded - n, *chunk.shape[1:]), chunk.dtype)])
+            out.append(np.asarray(self.model.predict_on_batch(chunk), dtype=np.float32)[:n])
+        return np.concatenate(out)
+
+    def weights_digest(self) -> str:
+        """Identifies the weights: a file's sha256, Keras' named weights, or the built values."""
+        if self.weights is None:
+            h = hashlib.sha256()
+            for w in self.model.get_weights():
+                h.update(np.ascontiguousarray(w).tobytes())
+            return "values:" + h.hexdigest()
+        if os.path.isfile(str(self.weights)):
+            return "sha256:" + file_digest(self.weights)
+        import keras
+
+        return f"keras:{self.weights}:{keras.__version__}"
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Identifies the features this backbone computes: name, config and weights."""
+        config = {k: v for k, v in self.get_config().items() if k != "weights"}
+        payload = json.dumps({"name": self.registry_name, "config": config, "weights": self.weights_digest()},
+                             sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+backbones: Registry[Backbone] = Registry("backbone", Backbone)

@@ -1,0 +1,41 @@
+"""The `FaceDetector` interface and its registry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..registry import Configurable, Registry
+from ..results import FaceBox
+
+
+class FaceDetector(Configurable):
+    """Finds faces in a batch of RGB uint8 frames.
+
+    `detect(frames)` returns, for each frame, its faces as `FaceBox`es in that frame's pixel
+    coordinates. Back-ends import their heavy packages on first use, so listing and
+    configuring detectors costs nothing.
+    """
+
+    #: True where the boxes are the whole input (the input is already a face crop).
+    whole_frame: bool = False
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[list[FaceBox]]:
+        raise NotImplementedError
+
+    def model_digest(self) -> str:
+        """A digest of the model's weights ("" for a detector without weights)."""
+        return ""
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies what this detector outputs: its name, config and model digest."""
+        payload = json.dumps({"name": self.registry_name, "config": self.get_config(), "model": self.model_digest()},
+                             sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+face_detectors: Registry[FaceDetector] = Registry("face_detector", FaceDetector)

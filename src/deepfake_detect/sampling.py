@@ -1,0 +1,127 @@
+"""Frame samplers: which frames of a video are looked at.
+
+`FrameSampler.indices(frame_count, fps)` is pure: sorted, unique indices in
+``[0, frame_count)``, the same for the same config and inputs. A broken header (fps 0,
+negative or NaN) never raises: rate-based samplers fall back to `fallback_fps`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .registry import Configurable, Registry
+
+
+def _check_positive_int(name: str, value: object, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}; got {value!r}")
+
+
+def _check_positive_float(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number; got {value!r}")
+
+
+def _empty() -> np.ndarray:
+    return np.zeros(0, dtype=np.int64)
+
+
+def _evenly_spaced(frame_count: int, n: int) -> np.ndarray:
+    """`n` indices at the centres of `n` equal segments of the video (fewer if it is short)."""
+    n = min(n, frame_count)
+    if n <= 0:
+        return _empty()
+    return np.floor((np.arange(n) + 0.5) * frame_count / n).astype(np.int64)
+
+
+class FrameSampler(Configurable):
+    """Chooses frame indices from a frame count and a frame rate."""
+
+    def indices(self, frame_count: int, fps: float) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, frame_count: int, fps: float) -> np.ndarray:
+        return self.indices(frame_count, fps)
+
+
+samplers: Registry[FrameSampler] = Registry("sampler", FrameSampler)
+
+
+@samplers.register("fixed_rate")
+class FixedRateSampler(FrameSampler):
+    """`fps` frames per second of video (the paper: 1), at most `max_frames`, evenly thinned."""
+
+    def __init__(self, fps: float = 1.0, max_frames: int | None = None, fallback_fps: float = 25.0):
+        self.fps = fps
+        self.max_frames = max_frames
+        self.fallback_fps = fallback_fps
+        _check_positive_float("fps", fps)
+        _check_positive_int("max_frames", max_frames, allow_none=True)
+        _check_positive_float("fallback_fps", fallback_fps)
+
+    def indices(self, frame_count: int, fps: float) -> np.ndarray:
+        frame_count = max(int(frame_count), 0)
+        if frame_count == 0:
+            return _empty()
+        video_fps = fps if (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0) else self.fallback_fps
+        step = video_fps / self.fps  # frames between samples
+        n = max(int(math.floor((frame_count - 1) / step)) + 1, 1)
+        idx = np.unique(np.minimum(np.floor(np.arange(n) * step).astype(np.int64), frame_count - 1))
+        if self.max_frames is not None and idx.size > self.max_frames:
+            idx = idx[_evenly_spaced(idx.size, self.max_frames)]
+        return idx
+
+
+@samplers.register("uniform")
+class UniformSampler(FrameSampler):
+    """`n` frames evenly spaced over the whole video (as DFDC and DeepfakeBench do)."""
+
+    def __init__(self, n: int = 32):
+        self.n = n
+        _check_positive_int("n", n)
+
+    def indices(self, frame_count: int, fps: float) -> np.ndarray:
+        return _evenly_spaced(max(int(frame_count), 0), self.n)
+
+
+@samplers.register("stride")
+class StrideSampler(FrameSampler):
+    """Every `k`-th frame, from frame `offset`, at most `max_frames` (the first ones)."""
+
+    def __init__(self, k: int = 30, offset: int = 0, max_frames: int | None = None):
+        self.k = k
+        self.offset = offset
+        self.max_frames = max_frames
+        _check_positive_int("k", k)
+        if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)) or offset < 0:
+            raise ValueError(f"offset must be a non-negative integer; got {offset!r}")
+        _check_positive_int("max_frames", max_frames, allow_none=True)
+
+    def indices(self, frame_count: int, fps: float) -> np.ndarray:
+        idx = np.arange(self.offset, max(int(frame_count), 0), self.k, dtype=np.int64)
+        return idx if self.max_frames is None else idx[: self.max_frames]
+
+
+@samplers.register("random")
+class RandomSampler(FrameSampler):
+    """`n` distinct frames drawn at random, the same ones for the same `seed` and length."""
+
+    def __init__(self, n: int = 32, seed: int = 0):
+        self.n = n
+        self.seed = seed
+        _check_positive_int("n", n)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+
+    def indices(self, frame_count: int, fps: float) -> np.ndarray:
+        frame_count = max(int(frame_count), 0)
+        n = min(self.n, frame_count)
+        if n == 0:
+            return _empty()
+        rng = np.random.default_rng([self.seed, frame_count])
+        return np.sort(rng.choice(frame_count, size=n, replace=False)).astype(np.int64)
+
