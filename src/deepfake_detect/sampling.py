@@ -67,8 +67,11 @@ class FixedRateSampler(FrameSampler):
         frame_count = max(int(frame_count), 0)
         if frame_count == 0:
             return _empty()
-        video_fps = fps if (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0) else self.fallback_fps
-        step = video_fps / self.fps  # frames between samples
+        ok = isinstance(fps, (int, float, np.integer, np.floating)) and math.isfinite(fps) and fps > 0
+        video_fps = float(fps) if ok else self.fallback_fps
+        # frames between samples: at least 1 (at most one sample per frame, so n <= frame_count) and at
+        # most frame_count (only frame 0), which keeps n finite for extreme fps ratios
+        step = min(max(video_fps / self.fps, 1.0), float(frame_count))
         n = max(int(math.floor((frame_count - 1) / step)) + 1, 1)
         idx = np.unique(np.minimum(np.floor(np.arange(n) * step).astype(np.int64), frame_count - 1))
         if self.max_frames is not None and idx.size > self.max_frames:
