@@ -7,12 +7,40 @@ training hyper-parameters; `fit` builds a fresh Keras model (`model_`) and retur
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from .errors import NotFittedError
 from .registry import Configurable, Registry
+
+
+_ROUNDS = 10  # Keras epochs that a step-based training run is reported in
+
+
+@functools.cache
+def _random_batches_type():
+    """A `keras.utils.PyDataset` type (defined on first use, so importing this module skips Keras)."""
+    import keras
+
+    class RandomBatches(keras.utils.PyDataset):
+        """`steps` mini-batches of rows drawn at random with replacement, with their sample weights."""
+
+        def __init__(self, x, y, w, batch_size, steps, seed):
+            super().__init__()
+            self.x, self.y, self.w = x, y, w
+            self.batch_size, self.steps = batch_size, steps
+            self.rng = np.random.default_rng(seed)
+
+        def __len__(self):
+            return self.steps
+
+        def __getitem__(self, index):
+            rows = self.rng.integers(0, len(self.x), self.batch_size)
+            return self.x[rows], self.y[rows], self.w[rows]
+
+    return RandomBatches
 
 
 class Head(Configurable):
@@ -22,7 +50,7 @@ class Head(Configurable):
         learning_rate: optimizer step size.
         optimizer: "sgd" (the paper's gradient descent) or "adam".
         batch_size: examples per step.
-        steps: training steps in all (wins over `epochs` when given).
+        steps: random mini-batches to train on (wins over `epochs` when given).
         epochs: passes over the data when `steps` is None.
         class_weight: "balanced" weighs classes inversely to their frequency; None does not.
         seed: seed of the weight initialisation.
@@ -75,19 +103,26 @@ class Head(Configurable):
 
     def fit(self, x: np.ndarray, y: np.ndarray, validation_data: tuple[np.ndarray, np.ndarray] | None = None,
             verbose: int = 0, callbacks: list | None = None):
-        """Train a fresh model on features `x` and labels `y` (0 real, 1 fake); returns `History`."""
+        """Train a fresh model on features `x` and labels `y` (0 real, 1 fake); returns `History`.
+
+        With `steps`, training draws `steps` random mini-batches with replacement (the
+        paper's retraining regime), reported as `_ROUNDS` Keras epochs; else it makes
+        `epochs` shuffled passes over the data.
+        """
         x = np.asarray(x, dtype=np.float32)
         y = np.asarray(y, dtype=np.int32)
         self.model_ = self.build_model(x.shape[1])
-        epochs = self.epochs
-        if self.steps is not None:
-            epochs = max(1, math.ceil(self.steps / math.ceil(len(x) / self.batch_size)))
-        weights = None
+        weights = np.ones(len(y), dtype=np.float32)
         if self.class_weight == "balanced":
             counts = np.bincount(y, minlength=2).astype(np.float64)
-            weights = {c: len(y) / (2 * counts[c]) for c in (0, 1) if counts[c]}
-        return self.model_.fit(x, y, batch_size=self.batch_size, epochs=epochs, validation_data=validation_data,
-                               class_weight=weights, verbose=verbose, callbacks=callbacks, shuffle=True)
+            weights = (len(y) / (2 * counts[y])).astype(np.float32)
+        if self.steps is None:
+            return self.model_.fit(x, y, sample_weight=weights, batch_size=self.batch_size, epochs=self.epochs,
+                                   validation_data=validation_data, verbose=verbose, callbacks=callbacks, shuffle=True)
+        rounds = min(_ROUNDS, self.steps)
+        batches = _random_batches_type()(x, y, weights, self.batch_size, math.ceil(self.steps / rounds), self.seed)
+        return self.model_.fit(batches, epochs=rounds, validation_data=validation_data, verbose=verbose,
+                               callbacks=callbacks)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """p(fake) for each row of features, float64 (N,)."""

@@ -1,0 +1,194 @@
+"""The `deepfake-detect` command. Exit codes: 0 ok, 1 bad input, 2 usage error.
+
+Results go to standard output; progress and messages go to standard error, so
+``--json`` and ``--csv`` output can be piped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import _backend  # noqa: F401  (before Keras is imported)
+from .errors import DeepfakeDetectError
+
+PART_HELP = "a registry name, optionally with arguments: NAME or NAME:key=value,key=value"
+
+
+def parse_part(text: str | None) -> str | dict | None:
+    """'uniform:n=16' → {"name": "uniform", "n": 16}; 'uniform' → "uniform"."""
+    if text is None or ":" not in text:
+        return text
+    name, _, args = text.partition(":")
+    spec: dict = {"name": name}
+    for pair in filter(None, args.split(",")):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not key=value (in {text!r})")
+        try:
+            spec[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            spec[key.strip()] = value
+    return spec
+
+
+def _fail(error: Exception) -> None:
+    click.echo(f"error: {error}", err=True)
+    sys.exit(1)
+
+
+class _Group(click.Group):
+    """Turns the library's own errors into a one-line message and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (DeepfakeDetectError, FileNotFoundError) as e:
+            _fail(e)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="deepfake-detect")
+def main() -> None:
+    """Tell real videos from deepfakes: fit a detector on a labelled folder, predict videos."""
+
+
+@main.command()
+@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Where to save the model.")
+@click.option("--sampler", default="fixed_rate", show_default=True, help=f"Frame sampler: {PART_HELP}.")
+@click.option("--face-detector", default="retinaface", show_default=True, help=f"Face detector: {PART_HELP}.")
+@click.option("--backbone", default="mobilenet_v1", show_default=True, help=f"Backbone: {PART_HELP}.")
+@click.option("--weights", default=None, help="Backbone weights: 'imagenet' (downloads), a file path, or 'none'.")
+@click.option("--head", default="softmax", show_default=True, help=f"Head: {PART_HELP}.")
+@click.option("--aggregator", default="mean", show_default=True, help=f"Aggregator: {PART_HELP}.")
+@click.option("--validation-split", default=0.15, show_default=True, help="Share of videos held out (grouped).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def fit(data, output, sampler, face_detector, backbone, weights, head, aggregator, validation_split, quiet):
+    """Train a detector on DATA (real/ and fake/ folders, or a labels.csv) and save it."""
+    from .detector import DeepfakeDetector
+
+    backbone_spec = parse_part(backbone)
+    if weights is not None:
+        backbone_spec = {"name": backbone_spec} if isinstance(backbone_spec, str) else backbone_spec
+        backbone_spec["weights"] = None if weights.lower() == "none" else weights
+    detector = DeepfakeDetector(sampler=parse_part(sampler), face_detector=parse_part(face_detector),
+                                backbone=backbone_spec, head=parse_part(head), aggregator=parse_part(aggregator))
+    history = detector.fit(data, validation_split=validation_split, verbose=0 if quiet else 1)
+    path = detector.save(output)
+    final = {k: round(v[-1], 4) for k, v in history.history.items()}
+    click.echo(f"saved {path} ({final})", err=True)
+
+
+def _videos(inputs: tuple[str, ...]) -> list[Path]:
+    from .video import is_media
+
+    out: list[Path] = []
+    for item in map(Path, inputs):
+        out.extend(sorted(p for p in item.rglob("*") if p.is_file() and is_media(p)) if item.is_dir() else [item])
+    return out
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per input (JSON Lines).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
+@click.option("--weights", default=None, help="Another copy of the backbone's weights file.")
+@click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False),
+              help="Write report.html and a timeline PNG of frame scores and faces here (one video only).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def predict(model, inputs, as_json, as_csv, weights, report_dir, quiet):
+    """Predict each video or image in INPUTS (folders: every video in them) with MODEL."""
+    from .detector import DeepfakeDetector
+    from .errors import VideoReadError
+    from .progress import progress
+
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    videos = _videos(inputs)
+    if report_dir is not None and len(videos) != 1:
+        raise click.UsageError(f"--report draws one video; INPUTS hold {len(videos)}")
+    detector = DeepfakeDetector.load(model, backbone_weights=weights)
+    writer = csv.writer(sys.stdout) if as_csv else None
+    if writer:
+        writer.writerow(["path", "label", "p_fake", "faces_found", "frames_sampled", "reason"])
+    failed = 0
+    for path in progress(videos, 0 if quiet else 1, "predicting"):
+        try:
+            pred = detector.predict_video(path)
+        except VideoReadError as e:
+            failed += 1
+            click.echo(f"error: {e}", err=True)
+            continue
+        row = {"path": pred.path, "label": pred.label, "p_fake": pred.p_fake, "faces_found": pred.faces_found,
+               "frames_sampled": pred.frames_sampled, "reason": pred.reason}
+        if as_json:
+            click.echo(json.dumps(row))
+        elif writer:
+            writer.writerow(row.values())
+        else:
+            shown = "   -  " if pred.p_fake is None else f"{pred.p_fake:.3f}"
+            click.echo(f"{pred.label:8} {shown}  {pred.path}" + (f"  ({pred.reason})" if pred.reason else ""))
+        if report_dir is not None:
+            from .report import write_prediction_report
+
+            click.echo(f"report: {write_prediction_report(pred, report_dir)}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="The metrics as JSON.")
+@click.option("--weights", default=None, help="Another copy of the backbone's weights file.")
+@click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False),
+              help="Write report.html and PNG figures (ROC, scores, confusion, timelines) here.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def evaluate(model, data, as_json, weights, report_dir, quiet):
+    """Measure MODEL on the labelled dataset DATA (frame and video metrics)."""
+    import shlex
+
+    from .detector import DeepfakeDetector
+
+    report = DeepfakeDetector.load(model, backbone_weights=weights).evaluate(data, verbose=0 if quiet else 1)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+    else:
+        click.echo(report.summary())
+    if report_dir is not None:
+        from .report import write_evaluation_report
+
+        words = [*click.get_current_context().command_path.split(), model, data, "--report", report_dir]
+        command = shlex.join(words + (["--weights", weights] if weights else []))
+        click.echo(f"report: {write_evaluation_report(report, report_dir, command=command)}", err=True)
+
+
+@main.command("list")
+@click.argument("kind", type=click.Choice(["samplers", "detectors", "backbones", "heads", "aggregators"]))
+def list_parts(kind):
+    """List the registered parts of one KIND."""
+    import deepfake_detect as dd
+
+    names = {"samplers": dd.list_samplers, "detectors": dd.list_face_detectors, "backbones": dd.list_backbones,
+             "heads": dd.list_heads, "aggregators": dd.list_aggregators}[kind]()
+    click.echo("\n".join(names))
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+def info(model):
+    """Show what a saved MODEL is made of: its parts, fingerprints and versions."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(model) as z:
+            content = {"config": json.loads(z.read("config.json")), "metadata": json.loads(z.read("metadata.json"))}
+    except (zipfile.BadZipFile, KeyError, ValueError) as e:
+        _fail(DeepfakeDetectError(f"{model}: not a deepfake-detect model file ({e})"))
+    click.echo(json.dumps(content, indent=2))

@@ -1,0 +1,49 @@
+"""Shared fixtures: paths to ../shared, a generated video dataset, a fitted detector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+WEIGHTS = SHARED / "weights" / "mobilenet_v1_0.50_no_top.weights.h5"
+IMAGES = SHARED / "images"
+FFPP = SHARED / "data" / "ffpp_c23_dev"
+
+
+def require(path: Path) -> Path:
+    """Skip the calling test, with a reason, where a file of ../shared is absent."""
+    if not path.exists():
+        pytest.skip(f"{path} is absent: this test needs the shared weights/images/data beside the repository")
+    return path
+
+
+@pytest.fixture(scope="session")
+def weights() -> str:
+    return str(require(WEIGHTS))
+
+
+@pytest.fixture(scope="session")
+def portraits():
+    from deepfake_detect.datasets.synthetic import load_portraits
+
+    return load_portraits(require(IMAGES))
+
+
+@pytest.fixture(scope="session")
+def dataset_dir(tmp_path_factory, portraits) -> Path:
+    """6 real and 6 fake generated videos (3 s at 10 fps, 320x240) under real/ and fake/."""
+    from deepfake_detect.datasets.synthetic import make_dataset
+
+    return make_dataset(tmp_path_factory.mktemp("dataset"), portraits, n_real=6, n_fake=6, seconds=3.0, fps=10.0)
+
+
+@pytest.fixture(scope="session")
+def detector_config(weights) -> dict:
+    """A detector config for the generated data: 8 frames a video, the real MobileNet weights."""
+    return {
+        "sampler": {"name": "uniform", "n": 8},
+        "backbone": {"name": "mobilenet_v1", "alpha": 0.5, "input_size": 128, "weights": weights},
+        "head": {"name": "softmax", "steps": 500, "batch_size": 16},
+    }
