@@ -19,6 +19,15 @@ def require(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Every test session gets its own feature cache, never the user's ~/.cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DEEPFAKE_DETECT_CACHE", str(tmp_path_factory.mktemp("cache") / "features.sqlite"))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def weights() -> str:
     return str(require(WEIGHTS))

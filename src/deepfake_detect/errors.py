@@ -25,3 +25,7 @@ class NotFittedError(DeepfakeDetectError, AttributeError):
 
 class IncompatibleModelError(DeepfakeDetectError):
     """A saved model cannot be used with the parts installed here."""
+
+
+class CacheError(DeepfakeDetectError):
+    """The feature cache file is foreign, damaged, or cannot be read or written."""

@@ -6,10 +6,10 @@ import sys
 from collections.abc import Iterable
 
 
-def progress(items: Iterable, verbose: int, what: str) -> Iterable:
-    """`items`, wrapped in a tqdm bar labelled `what` when `verbose`."""
+def progress(items: Iterable, verbose: int, what: str, total: int | None = None) -> Iterable:
+    """`items`, wrapped in a tqdm bar labelled `what` when `verbose` (`total`: for generators)."""
     if not verbose:
         return items
     from tqdm.auto import tqdm
 
-    return tqdm(items, desc=what, unit="input", file=sys.stderr)
+    return tqdm(items, desc=what, total=total, unit="input", file=sys.stderr)

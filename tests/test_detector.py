@@ -1,0 +1,166 @@
+"""End to end on real parts: generated real-encoded videos, RetinaFace, real MobileNet weights."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from deepfake_detect import DeepfakeDetector, errors
+from deepfake_detect.datasets.synthetic import make_dataset
+
+from .conftest import FFPP, require
+
+
+@pytest.fixture(scope="module")
+def fitted(dataset_dir, detector_config):
+    detector = DeepfakeDetector(**detector_config)
+    history = detector.fit(dataset_dir, verbose=0)
+    return detector, history
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory, portraits):
+    """Videos the detector never saw: another seed, so other motion, backgrounds and pairings."""
+    return make_dataset(tmp_path_factory.mktemp("held_out"), portraits, n_real=4, n_fake=4, seconds=3.0, fps=10.0,
+                        seed=7)
+
+
+def test_fit_returns_keras_history_and_sets_learned_state(fitted):
+    detector, history = fitted
+    import keras
+
+    assert isinstance(history, keras.callbacks.History)
+    assert "loss" in history.history and "val_loss" in history.history
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert detector.n_features_in_ == 512
+    assert detector.inputs_without_face_ == 0
+
+
+def test_predict_video_reports_frames_boxes_and_timings(fitted, held_out):
+    detector, _ = fitted
+    video = sorted((held_out / "fake").glob("*.mp4"))[0]
+    pred = detector.predict_video(video)
+    assert pred.label in ("real", "fake") and 0.0 <= pred.p_fake <= 1.0
+    assert pred.frames_sampled == 8 and pred.faces_found >= 6
+    assert [f.index for f in pred.frames] == sorted(f.index for f in pred.frames)
+    for frame in pred.frames:
+        assert 0 <= frame.box.x1 < frame.box.x2 <= 320 and 0 <= frame.box.y1 < frame.box.y2 <= 240
+        assert frame.time == pytest.approx(frame.index / 10.0)
+    stages = set(pred.timings) - {"classify"}
+    assert stages == {"cache"} or stages == {"decode", "detect", "crop", "embed"}
+    assert pred.p_fake == pytest.approx(np.mean([f.p_fake for f in pred.frames]))
+
+
+def test_held_out_synthetic_fakes_are_detected_well_above_chance(fitted, held_out):
+    detector, _ = fitted
+    report = detector.evaluate(held_out, verbose=0)
+    assert report.n_videos == 8 and report.videos_without_face == 0
+    assert report.video["roc_auc"] >= 0.85
+    assert report.frame["roc_auc"] >= 0.8
+    assert report.video["accuracy"] >= 0.75
+
+
+def test_save_load_gives_identical_probabilities(fitted, held_out, tmp_path, weights):
+    detector, _ = fitted
+    path = detector.save(tmp_path / "model.dfd")
+    with zipfile.ZipFile(path) as z:
+        assert set(z.namelist()) == {"config.json", "metadata.json", "head_weights.npz"}
+        metadata = json.loads(z.read("metadata.json"))
+    assert metadata["backend"] == "jax" and metadata["n_features_in"] == 512
+    loaded = DeepfakeDetector.load(path)
+    assert loaded.get_config() == detector.get_config()
+    video = sorted((held_out / "real").glob("*.mp4"))[0]
+    a, b = detector.predict_video(video), loaded.predict_video(video)
+    assert a.p_fake == b.p_fake
+    assert [f.p_fake for f in a.frames] == [f.p_fake for f in b.frames]
+
+
+def test_load_refuses_a_backbone_with_other_weights(fitted, tmp_path):
+    detector, _ = fitted
+    path = detector.save(tmp_path / "model.dfd")
+    other = require(FFPP.parents[1] / "weights" / "mobilenet_v1_0.50_top.weights.h5")
+    with pytest.raises(errors.IncompatibleModelError, match="fingerprint"):
+        DeepfakeDetector.load(path, backbone_weights=str(other))
+
+
+def test_load_refuses_a_file_that_is_not_a_model(tmp_path):
+    bogus = tmp_path / "model.dfd"
+    bogus.write_text("not a model")
+    with pytest.raises(errors.IncompatibleModelError, match="not a deepfake-detect model"):
+        DeepfakeDetector.load(bogus)
+
+
+def test_config_round_trip_and_lazy_constructor(detector_config):
+    detector = DeepfakeDetector(**detector_config)
+    assert "_built" not in vars(detector)  # nothing heavy is built by the constructor
+    twin = DeepfakeDetector.from_config(detector.get_config())
+    assert twin.get_config() == detector.get_config()
+    assert json.loads(json.dumps(detector.get_config())) == detector.get_config()
+
+
+def test_unfitted_detector_raises_not_fitted(detector_config, dataset_dir):
+    video = next((dataset_dir / "real").glob("*.mp4"))
+    with pytest.raises(errors.NotFittedError, match="fit"):
+        DeepfakeDetector(**detector_config).predict_video(video)
+
+
+def test_no_face_abstains_or_raises_when_strict(fitted, tmp_path):
+    detector, _ = fitted
+    from deepfake_detect.datasets.synthetic import make_video
+
+    rng = np.random.default_rng(0)
+    frames = [np.full((240, 320, 3), rng.integers(0, 255), np.uint8) for _ in range(20)]
+    video = make_video(tmp_path / "empty_room.mp4", frames, fps=10)
+    pred = detector.predict_video(video)
+    assert pred.label == "unknown" and pred.p_fake is None and "no face" in pred.reason
+    with pytest.raises(errors.NoFaceFoundError):
+        detector.predict_video(video, strict=True)
+
+
+def test_predict_image_on_a_real_photo(fitted):
+    detector, _ = fitted
+    pred = detector.predict_image(require(FFPP.parents[1] / "images" / "grace_hopper.bmp"))
+    assert pred.frames_sampled == 1 and pred.faces_found == 1 and pred.label in ("real", "fake")
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("missing.mp4", None, "no such file"),
+    ("empty.mp4", b"", "empty"),
+    ("notes.mp4", b"hello, not a video", "cannot open"),
+    ("noise.mp4", bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)), "cannot open"),
+])
+def test_bad_video_input_raises_typed_error(fitted, tmp_path, name, content, message):
+    detector, _ = fitted
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(errors.VideoReadError, match=message):
+        detector.predict_video(path)
+
+
+def test_dataset_with_one_class_or_none_is_refused(dataset_dir, detector_config, tmp_path):
+    one_class = tmp_path / "one"
+    (one_class / "real").mkdir(parents=True)
+    for video in (dataset_dir / "real").glob("*.mp4"):
+        (one_class / "real" / video.name).symlink_to(video)
+    with pytest.raises(errors.DatasetError, match="both real and fake"):
+        DeepfakeDetector(**detector_config).fit(one_class, verbose=0)
+    (tmp_path / "empty" / "real").mkdir(parents=True)
+    (tmp_path / "empty" / "fake").mkdir()
+    with pytest.raises(errors.DatasetError, match="no videos or images"):
+        DeepfakeDetector(**detector_config).fit(tmp_path / "empty", verbose=0)
+
+
+def test_real_faceforensics_videos(fitted):
+    """RetinaFace finds the face in most sampled frames of real FF++ clips, and predict runs on them."""
+    detector, _ = fitted
+    videos = [require(FFPP / "real" / "055.mp4"), require(FFPP / "fake" / "Deepfakes_055_147.mp4"),
+              require(FFPP / "fake" / "FaceSwap_134_192.mp4")]
+    for video in videos:
+        pred = detector.predict_video(video)
+        assert pred.frames_sampled == 8
+        assert pred.faces_found >= 7, f"{video.name}: faces in {pred.faces_found} of 8 frames"
+        assert pred.label in ("real", "fake")
