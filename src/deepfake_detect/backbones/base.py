@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import deque
+from collections.abc import Callable
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +36,8 @@ class Backbone(Configurable):
     input_size: int = 0
     #: Batch sizes that inputs are padded to, so a compiled function serves every video.
     buckets: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    #: Config keys that change how, not what, features are computed: left out of `fingerprint`.
+    non_semantic: tuple[str, ...] = ()
 
     @property
     def feature_dim(self) -> int:
@@ -60,15 +65,33 @@ class Backbone(Configurable):
         if len(images) == 0:
             return np.zeros((0, self.feature_dim), dtype=np.float32)
         largest = self.buckets[-1]
-        out = []
+        done, in_flight = [], deque()
         for start in range(0, len(images), largest):
             chunk = self.preprocess(images[start:start + largest])
             n = len(chunk)
             padded = next(b for b in self.buckets if b >= n)
             if padded > n:
                 chunk = np.concatenate([chunk, np.zeros((padded - n, *chunk.shape[1:]), chunk.dtype)])
-            out.append(np.asarray(self.model.predict_on_batch(chunk), dtype=np.float32)[:n])
-        return np.concatenate(out)
+            in_flight.append((self._forward(chunk), n))
+            if len(in_flight) > 4:  # on JAX `_forward` returns early: a few batches overlap, not all
+                done.append(_first_rows(*in_flight.popleft()))
+        return np.concatenate(done + [_first_rows(*batch) for batch in in_flight])
+
+    @cached_property
+    def _forward(self) -> Callable[[np.ndarray], Any]:
+        """Preprocessed batch → features: `model.predict_on_batch`, or on JAX a jitted stateless
+        call, which skips Keras' per-call state bookkeeping and returns before the result is
+        ready, so consecutive batches queue back to back."""
+        import keras
+
+        model = self.model
+        if keras.backend.backend() != "jax":
+            return model.predict_on_batch
+        import jax
+
+        forward = jax.jit(lambda trainable, other, x: model.stateless_call(trainable, other, x, training=False)[0])
+        return lambda x: forward([v.value for v in model.trainable_variables],
+                                 [v.value for v in model.non_trainable_variables], x)
 
     def weights_digest(self) -> str:
         """Identifies the weights: a file's sha256, Keras' named weights, or the built values."""
@@ -86,10 +109,15 @@ class Backbone(Configurable):
     @cached_property
     def fingerprint(self) -> str:
         """Identifies the features this backbone computes: name, config and weights."""
-        config = {k: v for k, v in self.get_config().items() if k != "weights"}
+        config = {k: v for k, v in self.get_config().items() if k not in ("weights", *self.non_semantic)}
         payload = json.dumps({"name": self.registry_name, "config": config, "weights": self.weights_digest()},
                              sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _first_rows(features, n: int) -> np.ndarray:
+    """The first `n` rows of a batch's features (the rest is padding), as float32 numpy."""
+    return np.asarray(features, dtype=np.float32)[:n]
 
 
 backbones: Registry[Backbone] = Registry("backbone", Backbone)
