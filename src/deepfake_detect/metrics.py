@@ -36,3 +36,42 @@ def binary_metrics(y_true: np.ndarray, p_fake: np.ndarray, threshold: float = 0.
         "log_loss": float(metrics.log_loss(y, p, labels=[0, 1])),
         "tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp),
     }
+
+
+def bootstrap_ci(y_true: np.ndarray, p_fake: np.ndarray, groups: np.ndarray | None = None, n: int = 1000,
+                 level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """A percentile bootstrap confidence interval of the ROC AUC.
+
+    With `groups`, whole groups are resampled (a cluster bootstrap), since inputs of one
+    group (one person's videos) are not independent. Resamples with one class only are
+    skipped; (NaN, NaN) where none has both classes.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y, p = np.asarray(y_true, dtype=np.int64), np.asarray(p_fake, dtype=np.float64)
+    if n < 1 or len(np.unique(y)) < 2:
+        return float("nan"), float("nan")
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    names, members = np.unique(groups, return_inverse=True)
+    rows = [np.flatnonzero(members == g) for g in range(len(names))]
+    rng = np.random.default_rng(seed)
+    scores = []
+    for _ in range(n):
+        pick = np.concatenate([rows[g] for g in rng.integers(0, len(rows), len(rows))])
+        if len(np.unique(y[pick])) == 2:
+            scores.append(roc_auc_score(y[pick], p[pick]))
+    if not scores:
+        return float("nan"), float("nan")
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(scores, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def mean_std(runs: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
+    """Each metric's mean and standard deviation over runs (folds), NaN runs left out."""
+    out = {}
+    for key in runs[0] if runs else ():
+        values = np.array([run[key] for run in runs], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        out[key] = (float(values.mean()), float(values.std())) if values.size else (float("nan"), float("nan"))
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,7 +107,16 @@ class VideoPrediction:
 
 @dataclass(frozen=True)
 class EvaluationReport:
-    """Metrics of a detector on a labelled dataset, at frame and at video level."""
+    """Metrics of a detector on a labelled dataset, at frame and at video level.
+
+    `video` and `frame` hold `metrics.binary_metrics` (fake is the positive class);
+    `by_method` the video metrics of the real inputs against the fakes of each
+    manipulation method; `video_auc_ci` a bootstrap 95% interval of the video ROC AUC.
+    A cross-validation keeps each fold's own report in `folds` (`across_folds` gives mean
+    and std). `predictions` and `labels` (0 real, 1 fake) are aligned, one per input.
+    `leaky` marks a protocol that puts frames of one video on both sides of a split: its
+    numbers measure memorisation of videos, not detection of unseen ones.
+    """
 
     protocol: str
     n_videos: int
@@ -115,12 +125,57 @@ class EvaluationReport:
     frame: dict[str, float]
     videos_without_face: int
     predictions: tuple[VideoPrediction, ...] = ()
+    labels: tuple[int, ...] = ()
+    by_method: dict[str, dict[str, float]] = field(default_factory=dict)
+    video_auc_ci: tuple[float, float] = (float("nan"), float("nan"))
+    folds: tuple[EvaluationReport, ...] = ()
+    leaky: bool = False
+
+    def across_folds(self) -> dict[str, dict[str, tuple[float, float]]]:
+        """Mean and standard deviation of each metric over the folds, per level ("video", "frame")."""
+        from .metrics import mean_std
+
+        return {level: mean_std([getattr(f, level) for f in self.folds]) for level in ("video", "frame")}
 
     def summary(self) -> str:
         lines = [f"protocol: {self.protocol}; {self.n_videos} inputs, {self.n_frames} frames with a face"]
-        for level, metrics in (("video", self.video), ("frame", self.frame)):
-            shown = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float))
-            lines.append(f"{level}: {shown}")
+        if self.leaky:
+            lines.append("WARNING: leaky protocol: frames of one video are on both sides of the split; these numbers "
+                         "do not measure detection of unseen videos")
+        shown = ("accuracy", "balanced_accuracy", "roc_auc", "average_precision", "eer", "log_loss")
+        spread = self.across_folds() if self.folds else {}
+        for level in ("video", "frame"):
+            metrics = getattr(self, level)
+            parts = []
+            for k in shown:
+                text = f"{k} {metrics[k]:.3f}"
+                if k in spread.get(level, {}):
+                    text += " (folds: {:.3f} ± {:.3f})".format(*spread[level][k])
+                if level == "video" and k == "roc_auc":
+                    text += " [95% CI {:.3f}-{:.3f}]".format(*self.video_auc_ci)
+                parts.append(text)
+            lines.append(f"{level}: " + ", ".join(parts))
+            lines.append(f"{level} confusion: tn {metrics['tn']}, fp {metrics['fp']}, "
+                         f"fn {metrics['fn']}, tp {metrics['tp']}")
+        for method, metrics in self.by_method.items():
+            lines.append(f"real vs {method}: " + ", ".join(f"{k} {metrics[k]:.3f}" for k in shown[:3]))
         if self.videos_without_face:
             lines.append(f"{self.videos_without_face} inputs had no face and were left out of the video metrics")
         return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The numbers as plain JSON-able values (NaN as None), without the predictions."""
+        def clean(value):
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            if isinstance(value, (tuple, list)):
+                return [clean(v) for v in value]
+            return None if isinstance(value, float) and math.isnan(value) else value
+
+        out = {"protocol": self.protocol, "leaky": self.leaky, "n_videos": self.n_videos, "n_frames": self.n_frames,
+               "videos_without_face": self.videos_without_face, "video": self.video, "frame": self.frame,
+               "video_auc_ci": self.video_auc_ci, "by_method": self.by_method}
+        if self.folds:
+            out["across_folds"] = self.across_folds()
+            out["folds"] = [f.to_dict() for f in self.folds]
+        return clean(out)
