@@ -3,6 +3,10 @@
 `FrameSampler.indices(frame_count, fps)` is pure: sorted, unique indices in
 ``[0, frame_count)``, the same for the same config and inputs. A broken header (fps 0,
 negative or NaN) never raises: rate-based samplers fall back to `fallback_fps`.
+
+The work and memory of `indices` grow with the number of indices returned, never with
+`frame_count` itself: a header claiming 2**40 frames costs no more than a short video where
+`max_frames` (or `n`) bounds the result. Counts above `MAX_FRAME_COUNT` are taken as that.
 """
 
 from __future__ import annotations
@@ -24,6 +28,15 @@ def _check_positive_int(name: str, value: object, allow_none: bool = False) -> N
 def _check_positive_float(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive finite number; got {value!r}")
+
+
+#: The largest frame count a sampler works with (no container holds more; it keeps int64 exact).
+MAX_FRAME_COUNT = 2**62
+
+
+def _frame_count(value: object) -> int:
+    """A header's frame count as an int in [0, MAX_FRAME_COUNT]."""
+    return min(max(int(value), 0), MAX_FRAME_COUNT)
 
 
 def _empty() -> np.ndarray:
@@ -64,7 +77,7 @@ class FixedRateSampler(FrameSampler):
         _check_positive_float("fallback_fps", fallback_fps)
 
     def indices(self, frame_count: int, fps: float) -> np.ndarray:
-        frame_count = max(int(frame_count), 0)
+        frame_count = _frame_count(frame_count)
         if frame_count == 0:
             return _empty()
         ok = isinstance(fps, (int, float, np.integer, np.floating)) and math.isfinite(fps) and fps > 0
@@ -73,10 +86,12 @@ class FixedRateSampler(FrameSampler):
         # most frame_count (only frame 0), which keeps n finite for extreme fps ratios
         step = min(max(video_fps / self.fps, 1.0), float(frame_count))
         n = max(int(math.floor((frame_count - 1) / step)) + 1, 1)
-        idx = np.unique(np.minimum(np.floor(np.arange(n) * step).astype(np.int64), frame_count - 1))
-        if self.max_frames is not None and idx.size > self.max_frames:
-            idx = idx[_evenly_spaced(idx.size, self.max_frames)]
-        return idx
+        # sample k is frame floor(k * step) (strictly increasing, as step >= 1); with max_frames only
+        # the evenly spaced k are computed, so the work is O(max_frames) however long the header says
+        # the video is
+        k = np.arange(n, dtype=np.int64) if self.max_frames is None or n <= self.max_frames \
+            else _evenly_spaced(n, self.max_frames)
+        return np.unique(np.minimum(np.floor(k * step).astype(np.int64), frame_count - 1))
 
 
 @samplers.register("uniform")
@@ -88,7 +103,7 @@ class UniformSampler(FrameSampler):
         _check_positive_int("n", n)
 
     def indices(self, frame_count: int, fps: float) -> np.ndarray:
-        return _evenly_spaced(max(int(frame_count), 0), self.n)
+        return _evenly_spaced(_frame_count(frame_count), self.n)
 
 
 @samplers.register("stride")
@@ -105,8 +120,13 @@ class StrideSampler(FrameSampler):
         _check_positive_int("max_frames", max_frames, allow_none=True)
 
     def indices(self, frame_count: int, fps: float) -> np.ndarray:
-        idx = np.arange(self.offset, max(int(frame_count), 0), self.k, dtype=np.int64)
-        return idx if self.max_frames is None else idx[: self.max_frames]
+        frame_count = _frame_count(frame_count)
+        if frame_count <= self.offset:
+            return _empty()
+        n = (frame_count - 1 - self.offset) // self.k + 1  # computed, not listed: O(max_frames) with max_frames
+        if self.max_frames is not None:
+            n = min(n, self.max_frames)
+        return self.offset + self.k * np.arange(n, dtype=np.int64)
 
 
 @samplers.register("random")
@@ -121,7 +141,7 @@ class RandomSampler(FrameSampler):
             raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
 
     def indices(self, frame_count: int, fps: float) -> np.ndarray:
-        frame_count = max(int(frame_count), 0)
+        frame_count = _frame_count(frame_count)
         n = min(self.n, frame_count)
         if n == 0:
             return _empty()

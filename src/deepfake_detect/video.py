@@ -1,15 +1,34 @@
 """Opening and reading videos and images with OpenCV: probing and sampled-frame iteration.
 
 Frames come out as RGB uint8 arrays of shape (H, W, 3), whatever the file holds
-(grayscale, 16-bit, alpha). Only the sampled frames are decoded to pixels: the others are
-`grab()`-ed and skipped.
+(grayscale, 16-bit, alpha, CMYK). Only the sampled frames are decoded to pixels: the others
+are `grab()`-ed and skipped, and frames stream one at a time, so memory does not grow with
+the length of a video.
+
+Hostile or broken files are bounded in time and memory:
+
+- a header's frame count is not trusted where it cannot be true (more frames than the file
+  has bytes): the frames are counted instead, at most `frame_budget` of them;
+- reading stops at the end of the stream, whatever the header promised, with a
+  `VideoWarning` that says how much was read (a truncated file, or a header that lies);
+- `decode_timeout` bounds the seconds spent decoding one file (opening, counting, grabbing
+  and decoding frames; not the time the caller spends between frames): past it,
+  `VideoReadError`. It is checked between frames, so one frame that blocks inside FFmpeg
+  is not interrupted. The limits default to `DEFAULT_DECODE_TIMEOUT` and
+  `DEFAULT_FRAME_BUDGET`; a `decode_limits(...)` block changes the defaults for the code it
+  runs (as `DeepfakeDetector.predict_video(decode_timeout=...)` does), so a limit reaches
+  the reader without every layer in between passing it on.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +40,65 @@ from .sampling import FrameSampler
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+
+#: Seconds of decoding one file may take by default (10 minutes: a 10-minute 1080p video
+#: decodes in a fraction of that on one CPU core); `math.inf`: no limit.
+DEFAULT_DECODE_TIMEOUT = 600.0
+#: Frames counted at most where a header gives no usable frame count (over 2 h at 25 fps).
+DEFAULT_FRAME_BUDGET = 200_000
+#: Frames read past the last sampled one to check that the stream ends where its header says.
+_TAIL_CHECK = 32
+
+_limits: ContextVar[tuple[float, int]] = ContextVar("deepfake_detect_decode_limits",
+                                                    default=(DEFAULT_DECODE_TIMEOUT, DEFAULT_FRAME_BUDGET))
+
+
+class VideoWarning(UserWarning):
+    """A video was read, but not all of it as its header says (truncated, or a lying header)."""
+
+
+def _resolve(decode_timeout: float | None, frame_budget: int | None) -> tuple[float, int]:
+    """The limits to use: the given ones, checked, with None standing for the current default."""
+    default_timeout, default_budget = _limits.get()
+    timeout = default_timeout if decode_timeout is None else decode_timeout
+    budget = default_budget if frame_budget is None else frame_budget
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:  # NaN fails too
+        raise ValueError(f"decode_timeout must be a positive number of seconds (math.inf: no limit); "
+                         f"got {decode_timeout!r}")
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
+        raise ValueError(f"frame_budget must be a positive integer; got {frame_budget!r}")
+    return float(timeout), int(budget)
+
+
+@contextmanager
+def decode_limits(decode_timeout: float | None = None, frame_budget: int | None = None):
+    """Within the block, `sample_frames` calls that leave a limit unset (None) use these;
+    a limit left None here keeps its current value. Context-local: other threads keep theirs."""
+    token = _limits.set(_resolve(decode_timeout, frame_budget))
+    try:
+        yield
+    finally:
+        _limits.reset(token)
+
+
+class _Clock:
+    """Seconds spent decoding one file, against its `decode_timeout`."""
+
+    def __init__(self, path: Path, timeout: float):
+        self.path, self.timeout, self.spent = path, timeout, 0.0
+        self.since = time.monotonic()
+
+    def check(self) -> None:
+        if self.spent + time.monotonic() - self.since > self.timeout:
+            raise VideoReadError(
+                f"{self.path}: decoding took longer than decode_timeout={self.timeout:g} s; the file is damaged "
+                "or pathological (or very long: raise decode_timeout, e.g. predict_video(..., decode_timeout=...)).")
+
+    def pause(self) -> None:  # the caller has the frame: its time is not decoding time
+        self.spent += time.monotonic() - self.since
+
+    def resume(self) -> None:
+        self.since = time.monotonic()
 
 
 def is_image(path: str | os.PathLike) -> bool:
@@ -52,7 +130,8 @@ def _check_file(path: str | os.PathLike) -> Path:
     if not p.exists():
         raise VideoReadError(f"{p}: no such file. Check the path.")
     if p.is_dir():
-        raise VideoReadError(f"{p} is a directory, not a video or image file. Give a file, or use a dataset method for folders.")
+        raise VideoReadError(f"{p} is a directory, not a video or image file. Give a file, or use a dataset method "
+                             "for folders.")
     if p.stat().st_size == 0:
         raise VideoReadError(f"{p} is empty (0 bytes): the file was not written completely. Copy or download it again.")
     return p
@@ -94,8 +173,16 @@ def _open(path: Path) -> cv2.VideoCapture:
     return cap
 
 
+def _header_number(value: float, integer: bool) -> float:
+    """A header field as OpenCV reports it; NaN, infinite or negative counts read as 0 (unknown)."""
+    if not integer:
+        return float(value)
+    return int(value) if math.isfinite(value) and value > 0 else 0
+
+
 def probe(path: str | os.PathLike) -> VideoInfo:
-    """Frame count, fps and size of a video or image, as the file's header says."""
+    """Frame count, fps and size of a video or image, as the file's header says (a count or
+    size the header does not give, or gives as NaN or negative, is 0)."""
     p = _check_file(path)
     if is_image(p):
         h, w = read_image(p).shape[:2]
@@ -104,21 +191,24 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     try:
         return VideoInfo(
             str(p),
-            max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0),
-            float(cap.get(cv2.CAP_PROP_FPS)),
-            int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-            int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            _header_number(cap.get(cv2.CAP_PROP_FRAME_COUNT), True),
+            _header_number(cap.get(cv2.CAP_PROP_FPS), False),
+            _header_number(cap.get(cv2.CAP_PROP_FRAME_WIDTH), True),
+            _header_number(cap.get(cv2.CAP_PROP_FRAME_HEIGHT), True),
         )
     finally:
         cap.release()
 
 
-def _count_frames(path: Path, limit: int) -> int:
-    """Frames that really decode, for containers whose header gives no count (at most `limit`)."""
+def _count_frames(path: Path, limit: int, clock: _Clock) -> int:
+    """Frames that really decode, for headers whose count is missing or impossible (at most `limit`)."""
     cap = _open(path)
     try:
         n = 0
-        while n < limit and cap.grab():
+        while n < limit:
+            clock.check()
+            if not cap.grab():
+                break
             n += 1
         return n
     finally:
@@ -126,47 +216,106 @@ def _count_frames(path: Path, limit: int) -> int:
 
 
 def sample_frames(
-    path: str | os.PathLike, sampler: FrameSampler, frame_budget: int = 200_000
+    path: str | os.PathLike, sampler: FrameSampler, frame_budget: int | None = None,
+    decode_timeout: float | None = None,
 ) -> tuple[VideoInfo, Iterator[tuple[int, np.ndarray]]]:
     """The header info and an iterator of ``(frame_index, rgb_frame)`` for the sampled frames.
 
-    A header with no frame count is checked by counting (up to `frame_budget` frames). The
-    iterator stops early where the header promised more frames than the stream holds, and
-    raises `VideoReadError` if no frame at all can be decoded.
+    A header with no frame count, or one that cannot be true (more frames than the file has
+    bytes), is checked by counting, up to `frame_budget` frames. The iterator stops at the
+    end of the stream where the header promised more frames (with a `VideoWarning`), and
+    raises `VideoReadError` if no frame at all can be decoded, or once decoding this file has
+    taken `decode_timeout` seconds (`math.inf`: no limit). Limits left None take the current
+    defaults (see `decode_limits`).
     """
+    timeout, budget = _resolve(decode_timeout, frame_budget)
+    clock = _Clock(Path(path), timeout)
     info = probe(path)
     p = Path(info.path)
     if is_image(p):
         return info, iter([(0, read_image(p))])
     frame_count = info.frame_count
-    if frame_count <= 0:
-        frame_count = _count_frames(p, frame_budget)
+    header_count = frame_count
+    if frame_count <= 0 or frame_count > p.stat().st_size:  # every frame takes at least a byte
+        frame_count = _count_frames(p, budget, clock)
         info = VideoInfo(info.path, frame_count, info.fps, info.width, info.height)
         if frame_count == 0:
             raise VideoReadError(f"{p}: the video holds no decodable frame (empty or corrupt stream).")
+        if frame_count == budget:
+            warnings.warn(f"{p}: its header gives {'no' if header_count <= 0 else 'an impossible'} frame count "
+                          f"({header_count}); only its first {budget} frames (frame_budget) were counted and sampled.",
+                          VideoWarning, stacklevel=2)
     wanted = sampler.indices(frame_count, info.fps)
-    return info, _iter_indices(p, wanted)
+    clock.pause()
+    return info, _iter_indices(p, wanted, lambda count: sampler.indices(count, info.fps), frame_count, clock,
+                               check_tail=frame_count == header_count)
 
 
-def _iter_indices(path: Path, wanted: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+def _grab_to(cap: cv2.VideoCapture, position: int, target: int, clock: _Clock) -> int:
+    """Grab (decode without converting) frames until the next one is `target`, or the stream
+    ends; returns the new position (the number of frames grabbed so far)."""
+    while position < target:
+        clock.check()
+        if not cap.grab():
+            break
+        position += 1
+    return position
+
+
+def _iter_indices(path: Path, wanted: np.ndarray, sample, frame_count: int, clock: _Clock,
+                  check_tail: bool) -> Iterator[tuple[int, np.ndarray]]:
+    """The `wanted` frames of the `frame_count` the header says. Where the stream ends before
+    the first of them, the frames it holds are sampled instead (`sample(count)`: indices)."""
+    clock.resume()
+    position, yielded, ended, longer = yield from _read(path, wanted, frame_count, clock, check_tail)
+    if yielded == 0 and len(wanted) and ended and position > 0:
+        warnings.warn(f"{path}: the stream ends after {position} frame(s), before the first sampled one, but its "
+                      f"header says {frame_count}: the file is truncated or its header lies; sampling the {position} "
+                      "frame(s) it holds instead.", VideoWarning, stacklevel=2)
+        frame_count, wanted = position, sample(position)
+        position, yielded, ended, longer = yield from _read(path, wanted, frame_count, clock, False)
+    if yielded == 0 and len(wanted):
+        raise VideoReadError(f"{path}: no sampled frame could be decoded: the stream ends after {position} frame(s) "
+                             f"though its header says {frame_count} (corrupt or truncated video).")
+    if ended:
+        warnings.warn(f"{path}: the stream ends after {position} frame(s) but its header says {frame_count}: the "
+                      f"file is truncated or its header lies; {yielded} of the {len(wanted)} sampled frames were read.",
+                      VideoWarning, stacklevel=2)
+    elif longer:
+        warnings.warn(f"{path}: the stream goes on past the {frame_count} frame(s) its header says: the header "
+                      "lies, and frames after that were not sampled.", VideoWarning, stacklevel=2)
+
+
+def _read(path: Path, wanted: np.ndarray, frame_count: int, clock: _Clock, check_tail: bool):
+    """Yields the `wanted` frames; returns (position, frames yielded, whether the stream ended
+    before `frame_count`, whether it goes on past it)."""
     cap = _open(path)
     yielded = 0
+    position = 0  # frames grabbed or read so far: the index of the next frame
+    ended = False
+    longer = False
     try:
-        position = 0
-        for index in wanted.tolist():
-            ok = True
-            while position < index and ok:
-                ok = cap.grab()
+        for start in range(0, len(wanted), 4096):  # in slices: a lying header may ask for millions
+            for index in wanted[start:start + 4096].tolist():
+                position = _grab_to(cap, position, index, clock)
+                clock.check()
+                ok, frame = cap.read() if position == index else (False, None)
+                if not ok or frame is None:
+                    ended = True
+                    break
                 position += 1
-            if not ok:
+                yielded += 1
+                rgb = to_rgb8(frame)
+                clock.pause()
+                yield index, rgb
+                clock.resume()
+            if ended:
                 break
-            ok, frame = cap.read()
-            position += 1
-            if not ok or frame is None:
-                break
-            yielded += 1
-            yield index, to_rgb8(frame)
+        if check_tail and not ended and yielded and frame_count - position <= _TAIL_CHECK:
+            # cheap here: read on to the header's last frame, and one more, to see the stream end there
+            position = _grab_to(cap, position, frame_count, clock)
+            ended = position < frame_count
+            longer = not ended and cap.grab()
     finally:
         cap.release()
-    if yielded == 0 and len(wanted):
-        raise VideoReadError(f"{path}: no frame could be decoded (corrupt or truncated video).")
+    return position, yielded, ended, longer
