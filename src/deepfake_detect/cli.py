@@ -57,31 +57,65 @@ def main() -> None:
     """Tell real videos from deepfakes: fit a detector on a labelled folder, predict videos."""
 
 
-@main.command()
-@click.argument("data", type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Where to save the model.")
-@click.option("--sampler", default="fixed_rate", show_default=True, help=f"Frame sampler: {PART_HELP}.")
-@click.option("--face-detector", default="retinaface", show_default=True, help=f"Face detector: {PART_HELP}.")
-@click.option("--backbone", default="mobilenet_v1", show_default=True, help=f"Backbone: {PART_HELP}.")
-@click.option("--weights", default=None, help="Backbone weights: 'imagenet' (downloads), a file path, or 'none'.")
-@click.option("--head", default="softmax", show_default=True, help=f"Head: {PART_HELP}.")
-@click.option("--aggregator", default="mean", show_default=True, help=f"Aggregator: {PART_HELP}.")
-@click.option("--validation-split", default=0.15, show_default=True, help="Share of videos held out (grouped).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def fit(data, output, sampler, face_detector, backbone, weights, head, aggregator, validation_split, quiet):
-    """Train a detector on DATA (real/ and fake/ folders, or a labels.csv) and save it."""
+def pipeline_options(command):
+    """The options that choose a detector's parts (shared by `fit` and `extract`)."""
+    options = [
+        click.option("--sampler", default="fixed_rate", show_default=True, help=f"Frame sampler: {PART_HELP}."),
+        click.option("--face-detector", default="retinaface", show_default=True, help=f"Face detector: {PART_HELP}."),
+        click.option("--backbone", default="mobilenet_v1", show_default=True, help=f"Backbone: {PART_HELP}."),
+        click.option("--weights", default=None, help="Backbone weights: 'imagenet' (downloads), a file path, or 'none'."),
+        click.option("--head", default="softmax", show_default=True, help=f"Head: {PART_HELP}."),
+        click.option("--aggregator", default="mean", show_default=True, help=f"Aggregator: {PART_HELP}."),
+        click.option("--cache", default="default", show_default=True,
+                     help="Feature cache: 'default', a path, or 'none'."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress output."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def build_detector(sampler, face_detector, backbone, weights, head, aggregator, cache):
+    """A `DeepfakeDetector` from the `pipeline_options` values."""
     from .detector import DeepfakeDetector
 
     backbone_spec = parse_part(backbone)
     if weights is not None:
         backbone_spec = {"name": backbone_spec} if isinstance(backbone_spec, str) else backbone_spec
         backbone_spec["weights"] = None if weights.lower() == "none" else weights
-    detector = DeepfakeDetector(sampler=parse_part(sampler), face_detector=parse_part(face_detector),
-                                backbone=backbone_spec, head=parse_part(head), aggregator=parse_part(aggregator))
+    return DeepfakeDetector(sampler=parse_part(sampler), face_detector=parse_part(face_detector),
+                            backbone=backbone_spec, head=parse_part(head), aggregator=parse_part(aggregator),
+                            cache=None if cache.lower() == "none" else cache)
+
+
+@main.command()
+@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Where to save the model.")
+@click.option("--validation-split", default=0.15, show_default=True, help="Share of videos held out (grouped).")
+@pipeline_options
+def fit(data, output, validation_split, quiet, **parts):
+    """Train a detector on DATA (real/ and fake/ folders, or a labels.csv) and save it."""
+    detector = build_detector(**parts)
     history = detector.fit(data, validation_split=validation_split, verbose=0 if quiet else 1)
     path = detector.save(output)
     final = {k: round(v[-1], 4) for k, v in history.history.items()}
     click.echo(f"saved {path} ({final})", err=True)
+
+
+@main.command()
+@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@pipeline_options
+def extract(data, quiet, **parts):
+    """Fill the feature cache with the crops and features of every input of DATA (no training)."""
+    from .datasets import discover
+
+    detector = build_detector(**parts)
+    if detector.extractor.cache is None:
+        raise click.UsageError("extract only fills the cache: give --cache default or a path, not none")
+    samples = discover(data)
+    features = detector._features([s.path for s in samples], 0 if quiet else 1, "extracting")
+    faces = sum(len(f) for f in features)
+    click.echo(f"{len(samples)} inputs, {faces} faces cached in {detector.extractor.cache.path}", err=True)
 
 
 def _videos(inputs: tuple[str, ...]) -> list[Path]:
@@ -192,3 +226,58 @@ def info(model):
     except (zipfile.BadZipFile, KeyError, ValueError) as e:
         _fail(DeepfakeDetectError(f"{model}: not a deepfake-detect model file ({e})"))
     click.echo(json.dumps(content, indent=2))
+
+
+@main.group()
+@click.option("--path", default="default", show_default=True, help="The cache: 'default' or a path.")
+@click.pass_context
+def cache(ctx, path):
+    """Inspect and manage the feature cache."""
+    from .cache import open_cache
+
+    opened = open_cache(path)
+    if opened is None:
+        raise click.UsageError("the cache is switched off (DEEPFAKE_DETECT_CACHE=none); give --path")
+    ctx.obj = opened
+
+
+@cache.command("info")
+@click.pass_obj
+def cache_info(store):
+    """Path, entries, size, and entries per fingerprint (JSON)."""
+    click.echo(json.dumps(store.info(), indent=2))
+
+
+@cache.command("prune")
+@click.option("--older-than", "older_than_days", type=float, default=None, help="Drop entries unused for DAYS.")
+@click.option("--fingerprint", default=None, help="Drop the entries of this fingerprint.")
+@click.option("--max-bytes", type=int, default=None, help="Then drop least recently used entries down to this size.")
+@click.pass_obj
+def cache_prune(store, older_than_days, fingerprint, max_bytes):
+    """Drop entries by age, fingerprint or total size."""
+    if older_than_days is None and fingerprint is None and max_bytes is None:
+        raise click.UsageError("say what to prune: --older-than, --fingerprint and/or --max-bytes")
+    removed = store.prune(older_than_days=older_than_days, fingerprint=fingerprint, max_bytes=max_bytes)
+    click.echo(f"removed {removed} entries", err=True)
+
+
+@cache.command("clear")
+@click.confirmation_option(prompt="Delete every entry of the cache?")
+@click.pass_obj
+def cache_clear(store):
+    """Delete every entry."""
+    store.clear()
+    click.echo(f"cleared {store.path}", err=True)
+
+
+@cache.command("verify")
+@click.option("--drop", is_flag=True, help="Delete the bad entries found.")
+@click.pass_obj
+def cache_verify(store, drop):
+    """Check every entry's checksum and shape; exit 1 if bad entries remain."""
+    bad = store.verify(drop=drop)
+    for key in bad:
+        click.echo(key)
+    click.echo(f"{len(bad)} bad entries" + (" dropped" if drop and bad else ""), err=True)
+    if bad and not drop:
+        sys.exit(1)
