@@ -49,8 +49,8 @@ def test_predict_video_reports_frames_boxes_and_timings(fitted, held_out):
     for frame in pred.frames:
         assert 0 <= frame.box.x1 < frame.box.x2 <= 320 and 0 <= frame.box.y1 < frame.box.y2 <= 240
         assert frame.time == pytest.approx(frame.index / 10.0)
-    stages = set(pred.timings) - {"classify"}
-    assert stages == {"cache"} or stages == {"decode", "detect", "crop", "embed"}
+    stages = set(pred.timings) - {"classify", "cache"}
+    assert stages in (set(), {"decode", "detect", "crop", "embed"})  # a cache hit, or every stage timed
     assert pred.p_fake == pytest.approx(np.mean([f.p_fake for f in pred.frames]))
 
 
@@ -164,3 +164,20 @@ def test_real_faceforensics_videos(fitted):
         assert pred.frames_sampled == 8
         assert pred.faces_found >= 7, f"{video.name}: faces in {pred.faces_found} of 8 frames"
         assert pred.label in ("real", "fake")
+
+
+def test_load_refuses_a_model_naming_files_to_unpickle(fitted, tmp_path):
+    """MTCNN's weights are joblib pickles: a model file may not point the detector at a folder of them."""
+    detector, _ = fitted
+    saved = detector.save(tmp_path / "model.dfd")
+    evil = tmp_path / "evil.dfd"
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(evil, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "config.json":
+                config = json.loads(data)
+                config["face_detector"] = {"name": "mtcnn", "weights": str(tmp_path / "pickles")}
+                data = json.dumps(config).encode()
+            dst.writestr(name, data)
+    with pytest.raises(errors.IncompatibleModelError, match="unpickled"):
+        DeepfakeDetector.load(evil)

@@ -9,6 +9,7 @@ from . import _backend  # noqa: E402,F401  (before anything imports Keras)
 from . import errors  # noqa: E402
 from .aggregation import Aggregator, aggregators  # noqa: E402
 from .backbones import Backbone, backbones  # noqa: E402
+from .cache import FeatureCache  # noqa: E402
 from .detector import DeepfakeDetector  # noqa: E402
 from .faces import CropPolicy, FaceDetector, face_detectors  # noqa: E402
 from .heads import Head, heads  # noqa: E402
@@ -24,7 +25,7 @@ get_aggregator, register_aggregator, list_aggregators = aggregators.create, aggr
 
 __all__ = [
     "Aggregator", "Backbone", "CropPolicy", "DeepfakeDetector", "EvaluationReport", "FaceBox", "FaceDetector",
-    "FaceFeatures", "FramePrediction", "FrameSampler", "Head", "VideoPrediction", "errors",
+    "FaceFeatures", "FeatureCache", "FramePrediction", "FrameSampler", "Head", "VideoPrediction", "errors",
     "get_aggregator", "get_backbone", "get_face_detector", "get_head", "get_sampler",
     "list_aggregators", "list_backbones", "list_face_detectors", "list_heads", "list_samplers",
     "register_aggregator", "register_backbone", "register_face_detector", "register_head", "register_sampler",

@@ -2,32 +2,36 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+import math
 import os
-import sys
-import tempfile
+import stat
 import time
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
 from . import __version__
 from .aggregation import Aggregator, aggregators
 from .backbones import Backbone, backbones
+from .cache import FeatureCache, open_cache
 from .datasets import Sample, discover, grouped_split
 from .errors import DatasetError, IncompatibleModelError, NoFaceFoundError, NotFittedError
 from .extraction import FeatureExtractor
 from .faces import CropPolicy, FaceDetector, face_detectors
+from .fine_tuning import BACKBONE_WEIGHTS, is_fine_tuned, read_backbone_weights, restore_fine_tuned
 from .heads import Head, heads
-from .metrics import binary_metrics
+from .progress import progress
 from .registry import Registry
 from .results import EvaluationReport, FaceBox, FaceFeatures, FramePrediction, VideoPrediction
 from .sampling import FrameSampler, samplers
-from .video import is_image
+from .video import decode_limits, is_image
 
 FORMAT_VERSION = 1
 _PARTS: dict[str, Registry] = {
@@ -52,11 +56,18 @@ class DeepfakeDetector:
         aggregator: frame probabilities → video probability (default: mean).
         crop: the crop policy, a `CropPolicy` or its config dict (default: largest face, 1.3x).
         threshold: p(fake) at or above which a video is called fake.
+        cache: where features and face crops are kept, so nothing is decoded, detected or
+            embedded twice: "default" (the path in the ``DEEPFAKE_DETECT_CACHE``
+            environment variable, "none" there for no cache; else
+            ``$XDG_CACHE_HOME/deepfake_detect/features.sqlite``, ``~/.cache`` without
+            XDG), a path (a file, or a folder for ``features.sqlite``), a `FeatureCache`,
+            or None (no cache).
     """
 
     def __init__(self, sampler: PartSpec = "fixed_rate", face_detector: PartSpec = "retinaface",
                  backbone: PartSpec = "mobilenet_v1", head: PartSpec = "softmax", aggregator: PartSpec = "mean",
-                 crop: CropPolicy | dict | None = None, threshold: float = 0.5):
+                 crop: CropPolicy | dict | None = None, threshold: float = 0.5,
+                 cache: str | os.PathLike | FeatureCache | None = "default"):
         self.sampler = sampler
         self.face_detector = face_detector
         self.backbone = backbone
@@ -64,6 +75,7 @@ class DeepfakeDetector:
         self.aggregator = aggregator
         self.crop = crop
         self.threshold = threshold
+        self.cache = cache
 
     # --- composition -------------------------------------------------------------------
     def _part(self, kind: str):
@@ -78,10 +90,11 @@ class DeepfakeDetector:
 
     @property
     def extractor(self) -> FeatureExtractor:
-        """The stages up to the features (sampler, face detector, crop policy, backbone)."""
+        """The stages up to the features (sampler, face detector, crop policy, backbone), read
+        through the cache."""
         if "_extractor" not in self.__dict__:
-            self._extractor = FeatureExtractor(self._part("sampler"), self._part("face_detector"),
-                                               self._part("crop"), self._part("backbone"))
+            self._extractor = FeatureExtractor(self._part("sampler"), self._part("face_detector"), self._part("crop"),
+                                               self._part("backbone"), cache=open_cache(self.cache))
         return self._extractor
 
     def get_config(self) -> dict[str, Any]:
@@ -95,12 +108,22 @@ class DeepfakeDetector:
     def from_config(cls, config: dict[str, Any]) -> DeepfakeDetector:
         return cls(**config)
 
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> DeepfakeDetector:
+        """An untrained detector configured as preset `name` (see `deepfake_detect.presets`;
+        `list_presets()` names them). `weights=` (or `backbone_weights=`) points the backbone at
+        a weights file; any other keyword replaces that constructor argument (a part given as a
+        dict without "name" updates the preset's part). The preset's training recipe is kept in
+        `preset_`: `fine_tune` takes its arguments as defaults."""
+        from .presets import get_preset, preset_config
+
+        detector = cls(**preset_config(name, **overrides))
+        detector.preset_ = get_preset(name)
+        return detector
+
     def _features(self, paths: list[str], verbose: int, what: str) -> list[FaceFeatures]:
-        progress = _progress(paths, verbose, what)
-        out = []
-        for path in progress:
-            out.append(self.extractor.extract(path)[0])
-        return out
+        extracted = self.extractor.extract_many(paths)  # cache reads and writes batched
+        return [feats for feats, _ in progress(extracted, verbose, what, total=len(paths))]
 
     # --- training ----------------------------------------------------------------------
     def fit(self, dataset_dir: str | os.PathLike, validation_split: float = 0.15, seed: int = 0,
@@ -136,6 +159,18 @@ class DeepfakeDetector:
         self.inputs_without_face_ = len(samples) - len(kept)
         return history
 
+    def fine_tune(self, dataset_dir: str | os.PathLike | list[Sample], **kwargs: Any):
+        """Train the backbone (all of it, or its top `trainable_blocks` blocks) and the head end to
+        end on the cached face crops of `dataset_dir`, with augmentation, a class-balanced loss
+        and early stopping on a grouped validation split; see `deepfake_detect.fine_tuning.fine_tune`
+        for the arguments (a preset's recipe gives the defaults). The backbone's fingerprint
+        changes with its weights, and `save` stores them. Returns the Keras `History`."""
+        from .fine_tuning import fine_tune
+
+        preset = self.__dict__.get("preset_")
+        defaults = dict(preset.train_kwargs) if preset is not None and preset.train == "fine_tune" else {}
+        return fine_tune(self, dataset_dir, **{**defaults, **kwargs})
+
     def _check_fitted(self) -> Head:
         head = self.__dict__.get("head_")
         if head is None:
@@ -143,11 +178,18 @@ class DeepfakeDetector:
         return head
 
     # --- prediction --------------------------------------------------------------------
-    def predict_video(self, path: str | os.PathLike, strict: bool = False) -> VideoPrediction:
+    def predict_video(self, path: str | os.PathLike, strict: bool = False,
+                      decode_timeout: float | None = None) -> VideoPrediction:
         """The verdict on one video (or image). Without a face the detector abstains
-        (label "unknown"), or raises `NoFaceFoundError` when `strict`."""
+        (label "unknown"), or raises `NoFaceFoundError` when `strict`.
+
+        `decode_timeout` bounds the seconds spent decoding the file (default
+        `video.DEFAULT_DECODE_TIMEOUT`, 600; `math.inf`: no limit): a damaged or hostile file
+        raises `VideoReadError` instead of hanging. `fit` and `evaluate` take the limit of a
+        surrounding ``with video.decode_limits(decode_timeout=...):`` block."""
         head = self._check_fitted()
-        feats, timings = self.extractor.extract(path)
+        with decode_limits(decode_timeout):
+            feats, timings = self.extractor.extract(path)
         return self._verdict(str(path), feats, head, timings, strict)
 
     def predict_image(self, path: str | os.PathLike, strict: bool = False) -> VideoPrediction:
@@ -174,26 +216,19 @@ class DeepfakeDetector:
         label = "fake" if p >= self.threshold else "real"
         return VideoPrediction(path, label, p, frames, feats.frames_sampled, self.threshold, timings)
 
-    def evaluate(self, dataset_dir: str | os.PathLike, verbose: int = 1) -> EvaluationReport:
-        """Frame- and video-level metrics on a labelled dataset (`fake` is the positive class)."""
+    def evaluate(self, dataset_dir: str | os.PathLike | list[Sample], verbose: int = 1,
+                 bootstrap: int = 1000) -> EvaluationReport:
+        """Frame- and video-level metrics on a labelled dataset (a folder, or discovered
+        samples); `fake` is the positive class. Metrics per manipulation method where the
+        dataset names methods, and a bootstrap 95% interval (`bootstrap` resamples of the
+        groups) of the video ROC AUC. Inputs without a face are counted, not scored."""
+        from .evaluation import summarize
+
         head = self._check_fitted()
-        samples = discover(dataset_dir)
+        samples = discover(dataset_dir) if isinstance(dataset_dir, (str, os.PathLike)) else list(dataset_dir)
         feats = self._features([s.path for s in samples], verbose, "evaluating")
         preds = [self._verdict(s.path, f, head, {}, False) for s, f in zip(samples, feats)]
-        scored = [(s, p) for s, p in zip(samples, preds) if p.p_fake is not None]
-        if not scored:
-            raise DatasetError(f"{dataset_dir}: no face found in any input; nothing to evaluate")
-        frame_y = np.concatenate([np.full(p.faces_found, s.label) for s, p in scored])
-        frame_p = np.concatenate([[f.p_fake for f in p.frames] for _, p in scored])
-        return EvaluationReport(
-            protocol="held-out dataset",
-            n_videos=len(samples),
-            n_frames=len(frame_y),
-            video=binary_metrics([s.label for s, _ in scored], [p.p_fake for _, p in scored], self.threshold),
-            frame=binary_metrics(frame_y, frame_p, self.threshold),
-            videos_without_face=len(samples) - len(scored),
-            predictions=tuple(preds),
-        )
+        return summarize(samples, preds, "held-out dataset", self.threshold, bootstrap=bootstrap)
 
     # --- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -213,14 +248,22 @@ class DeepfakeDetector:
             "backend": keras.backend.backend(), "n_features_in": self.n_features_in_,
             "backbone_fingerprint": self._part("backbone").fingerprint, "extractor_fingerprint": self.fingerprint_,
         }
+        fine_tuned = None
+        if is_fine_tuned(self._part("backbone")):  # its weights are the model's own: stored with it
+            buffer = io.BytesIO()
+            np.savez(buffer, *self._part("backbone").model.get_weights())
+            fine_tuned = buffer.getvalue()
+            metadata["fine_tuned_backbone"] = True
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = _create_beside(target)
         try:
             with os.fdopen(fd, "wb") as f:
                 with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
                     z.writestr("config.json", json.dumps(self.get_config(), indent=2, default=str))
                     z.writestr("metadata.json", json.dumps(metadata, indent=2))
                     z.writestr("head_weights.npz", weights.getvalue())
+                    if fine_tuned is not None:
+                        z.writestr(BACKBONE_WEIGHTS, fine_tuned)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
@@ -231,32 +274,57 @@ class DeepfakeDetector:
 
     @classmethod
     def load(cls, path: str | os.PathLike, backbone_weights: str | None = None,
-             allow_fingerprint_mismatch: bool = False) -> DeepfakeDetector:
+             allow_fingerprint_mismatch: bool = False,
+             cache: str | os.PathLike | FeatureCache | None = "default") -> DeepfakeDetector:
         """A detector saved by `save`. `backbone_weights` points the backbone at another copy of
         its weights file; a backbone whose fingerprint differs from the saved one is refused
-        (or only warned about with `allow_fingerprint_mismatch=True`)."""
+        (or only warned about with `allow_fingerprint_mismatch=True`). `cache` is the feature
+        cache to read through, as in the constructor (it is not part of the saved model).
+
+        Nothing in the file is unpickled or executed: the config names registered parts only,
+        the weights are read with ``allow_pickle=False``. A file that is not a model, names an
+        unknown part, declares other shapes than its weights have, or holds pickled arrays is
+        refused with `IncompatibleModelError`."""
         try:
             with zipfile.ZipFile(path) as z:
+                for name, limit in _MEMBER_LIMITS.items():  # a zip bomb is refused before it is inflated
+                    if z.getinfo(name).file_size > limit:
+                        raise IncompatibleModelError(f"{path}: {name} is {z.getinfo(name).file_size} bytes unpacked, "
+                                                     f"more than a model holds ({limit}); refused")
                 config = json.loads(z.read("config.json"))
                 metadata = json.loads(z.read("metadata.json"))
-                arrays = np.load(io.BytesIO(z.read("head_weights.npz")), allow_pickle=False)
-                weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
-        except FileNotFoundError:
+                weights = _read_weights(path, z.read("head_weights.npz"))
+                tuned = read_backbone_weights(path, z) if BACKBONE_WEIGHTS in z.namelist() else None
+        except (FileNotFoundError, IncompatibleModelError):
             raise
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, NotImplementedError, RuntimeError,
+                zlib.error) as e:
             raise IncompatibleModelError(f"{path}: not a deepfake-detect model file ({e})") from e
+        if not isinstance(metadata, dict) or not isinstance(config, dict):
+            raise IncompatibleModelError(f"{path}: config.json and metadata.json must each hold a JSON object")
         if metadata.get("format_version") != FORMAT_VERSION:
             raise IncompatibleModelError(f"{path}: model format {metadata.get('format_version')!r}; "
                                          f"this version of deepfake-detect reads format {FORMAT_VERSION}")
+        _check_saved(path, config, metadata)
         if backbone_weights is not None:
-            config["backbone"] = {**config["backbone"], "weights": backbone_weights}
+            spec = config.get("backbone")
+            spec = {"name": spec} if isinstance(spec, str) else spec
+            config["backbone"] = {**spec, "weights": backbone_weights}
         try:
-            detector = cls.from_config(config)
+            detector = cls.from_config({**config, "cache": cache})
             parts = {kind: detector._part(kind) for kind in (*_PARTS, "crop")}
+            for kind, part in parts.items():
+                unsafe = [k for k in part.unpickled_files if getattr(part, k, None) is not None]
+                if unsafe:
+                    raise IncompatibleModelError(
+                        f"{path}: its {kind} sets {', '.join(unsafe)}, files that would be unpickled (which can run "
+                        f"code); a saved model may not name them. Load it without, then set them in code if trusted.")
         except KeyError as e:
             raise IncompatibleModelError(f"{path}: {e.args[0]}. Install the plug-in package that provides it.") from e
         except (TypeError, ValueError, FileNotFoundError) as e:
             raise IncompatibleModelError(f"{path}: its config cannot be used here: {e}") from e
+        if tuned is not None:
+            restore_fine_tuned(parts["backbone"], tuned)
         found = parts["backbone"].fingerprint
         if found != metadata["backbone_fingerprint"]:
             message = (f"{path}: the backbone here computes other features than the one the model was trained on "
@@ -266,7 +334,10 @@ class DeepfakeDetector:
                 raise IncompatibleModelError(message)
             warnings.warn(message, stacklevel=2)
         head: Head = parts["head"]
-        head.model_ = head.build_model(int(metadata["n_features_in"]))
+        try:
+            head.model_ = head.build_model(int(metadata["n_features_in"]))
+        except (TypeError, ValueError) as e:
+            raise IncompatibleModelError(f"{path}: its head cannot be built here: {e}") from e
         expected = [tuple(w.shape) for w in head.model_.get_weights()]
         if [tuple(w.shape) for w in weights] != expected:
             raise IncompatibleModelError(f"{path}: head weights of shapes {[w.shape for w in weights]} do not match "
@@ -282,6 +353,85 @@ class DeepfakeDetector:
         return f"DeepfakeDetector({args})"
 
 
+def _create_beside(target: Path) -> tuple[int, str]:
+    """A new, uniquely named temporary file in `target`'s folder, open for writing: with the
+    permissions of the file it will replace, or those the umask gives a new file (not
+    `tempfile.mkstemp`'s owner-only 0600)."""
+    while True:
+        tmp = target.parent / f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+        except FileNotFoundError:
+            pass
+        return fd, str(tmp)
+
+
+#: The most bytes each member of a model file may unpack to.
+_MEMBER_LIMITS = {"config.json": 1 << 20, "metadata.json": 1 << 20, "head_weights.npz": 1 << 30}
+
+
+def _read_weights(path: str | os.PathLike, data: bytes) -> list[np.ndarray]:
+    """The head's arrays from the bytes of head_weights.npz: numeric arrays only. Every array's
+    header is checked before its data is read, so a pickled (object) array is refused without
+    being unpickled, and an array cannot claim more memory than its bytes hold."""
+    refuse = functools.partial(_refuse, path)
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        refuse("head_weights.npz is not an .npz archive of arrays")
+    with archive:
+        sizes = {info.filename: info.file_size for info in archive.infolist()}
+        names = [f"arr_{i}.npy" for i in range(len(sizes))]
+        if sorted(sizes) != sorted(names):
+            refuse(f"head_weights.npz holds {sorted(sizes)}, not arr_0.npy, arr_1.npy, ...")
+        if sum(sizes.values()) > _MEMBER_LIMITS["head_weights.npz"]:
+            refuse("head_weights.npz unpacks to more than a model holds")
+        weights = []
+        for name in names:
+            with archive.open(name) as f:
+                version = np.lib.format.read_magic(f)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                    else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(f)
+                if dtype.hasobject:
+                    refuse(f"head_weights.npz/{name} holds Python objects (a pickled array); refused without "
+                           "unpickling it, as unpickling can run code. A model saved by deepfake-detect holds "
+                           "numbers only.")
+                if dtype.kind not in "fiu":
+                    refuse(f"head_weights.npz/{name} has dtype {dtype}, not numbers")
+                if math.prod(shape) * dtype.itemsize > sizes[name]:
+                    refuse(f"head_weights.npz/{name} declares shape {shape} but holds fewer bytes")
+            with archive.open(name) as f:
+                weights.append(np.lib.format.read_array(f, allow_pickle=False))
+    return weights
+
+
+def _refuse(path: str | os.PathLike, why: str) -> NoReturn:
+    raise IncompatibleModelError(f"{path}: {why}")
+
+
+def _check_saved(path: str | os.PathLike, config: dict, metadata: dict) -> None:
+    """What `save` writes, checked before anything is built from it."""
+    n = metadata.get("n_features_in")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise IncompatibleModelError(f"{path}: metadata.json's n_features_in is {n!r}, not a positive integer")
+    for key in ("backbone_fingerprint", "extractor_fingerprint"):
+        if not isinstance(metadata.get(key), str):
+            raise IncompatibleModelError(f"{path}: metadata.json has no {key}")
+    if "cache" in config:  # where features are kept is this machine's choice, never a model file's
+        raise IncompatibleModelError(f"{path}: its config names a feature cache; a saved model never does")
+    threshold = config.get("threshold", 0.5)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise IncompatibleModelError(f"{path}: its threshold {threshold!r} is not a number in [0, 1]")
+    spec = config.get("backbone")
+    if not isinstance(spec, (str, dict)):
+        raise IncompatibleModelError(f"{path}: its config gives no backbone")
+
+
 def _stack(kept: list[tuple[Sample, FaceFeatures]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frame rows of all inputs: features, labels, and the input (row of `kept`) each came from."""
     x = np.concatenate([f.features for _, f in kept]).astype(np.float32)
@@ -289,10 +439,3 @@ def _stack(kept: list[tuple[Sample, FaceFeatures]]) -> tuple[np.ndarray, np.ndar
     rows = np.concatenate([np.full(len(f), i) for i, (_, f) in enumerate(kept)])
     return x, y, rows
 
-
-def _progress(items: list, verbose: int, what: str):
-    if not verbose:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=what, unit="input", file=sys.stderr)

@@ -112,6 +112,17 @@ class Head(Configurable):
         x = np.asarray(x, dtype=np.float32)
         y = np.asarray(y, dtype=np.int32)
         self.model_ = self.build_model(x.shape[1])
+        if getattr(self, "standardize", False):  # train on standardized features, then fold the scaling in
+            mean, scale = _standardization(x)
+            x = (x - mean) * scale
+            if validation_data is not None:
+                validation_data = ((np.asarray(validation_data[0], np.float32) - mean) * scale, validation_data[1])
+            history = self._fit(x, y, validation_data, verbose, callbacks)
+            _fold_standardization(self.model_, mean, scale)
+            return history
+        return self._fit(x, y, validation_data, verbose, callbacks)
+
+    def _fit(self, x: np.ndarray, y: np.ndarray, validation_data, verbose: int, callbacks: list | None):
         weights = np.ones(len(y), dtype=np.float32)
         if self.class_weight == "balanced":
             counts = np.bincount(y, minlength=2).astype(np.float64)
@@ -133,6 +144,22 @@ class Head(Configurable):
         if len(x) == 0:
             return np.zeros(0)
         return self._p_fake(np.asarray(model.predict_on_batch(x), dtype=np.float64))
+
+
+def _standardization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and 1/std of `x` (1 for constant features)."""
+    mean = x.mean(axis=0, dtype=np.float64)
+    std = x.std(axis=0, dtype=np.float64)
+    return mean.astype(np.float32), np.where(std > 1e-8, 1.0 / np.maximum(std, 1e-8), 1.0).astype(np.float32)
+
+
+def _fold_standardization(model, mean: np.ndarray, scale: np.ndarray) -> None:
+    """Make `model`, trained on ``(x - mean) * scale``, take raw `x`: its first Dense layer absorbs
+    the affine map exactly (W' = scale W, b' = b - (mean scale) W), so the saved head is unchanged in shape."""
+    dense = next(layer for layer in model.layers if layer.weights)
+    kernel, bias = (w.astype(np.float64) for w in dense.get_weights())
+    shift = (mean.astype(np.float64) * scale) @ kernel
+    dense.set_weights([(kernel * scale[:, None].astype(np.float64)).astype(np.float32), (bias - shift).astype(np.float32)])
 
 
 heads: Registry[Head] = Registry("head", Head)
@@ -158,11 +185,15 @@ class SoftmaxHead(Head):
 
 @heads.register("logistic")
 class LogisticHead(Head):
-    """Logistic regression: one sigmoid unit, with optional L2 penalty `l2`."""
+    """Logistic regression: one sigmoid unit, with optional L2 penalty `l2`. With `standardize`,
+    it trains on features scaled to zero mean and unit variance (statistics of the training
+    features, folded into the saved weights afterwards, so the model still takes raw features)."""
 
     def __init__(self, l2: float = 1e-4, learning_rate: float = 1e-3, optimizer: str = "adam", batch_size: int = 64,
-                 steps: int | None = None, epochs: int = 30, class_weight: str | None = "balanced", seed: int = 0):
+                 steps: int | None = None, epochs: int = 30, class_weight: str | None = "balanced", seed: int = 0,
+                 standardize: bool = False):
         self.l2 = l2
+        self.standardize = standardize
         super().__init__(learning_rate, optimizer, batch_size, steps, epochs, class_weight, seed)
 
     def _layers(self, keras, init) -> list:
@@ -172,13 +203,14 @@ class LogisticHead(Head):
 
 @heads.register("mlp")
 class MLPHead(Head):
-    """A hidden ReLU layer of `units` with dropout, then one sigmoid unit."""
+    """A hidden ReLU layer of `units` with dropout, then one sigmoid unit (`standardize`: as `logistic`)."""
 
     def __init__(self, units: int = 256, dropout: float = 0.3, learning_rate: float = 1e-3, optimizer: str = "adam",
                  batch_size: int = 64, steps: int | None = None, epochs: int = 30,
-                 class_weight: str | None = "balanced", seed: int = 0):
+                 class_weight: str | None = "balanced", seed: int = 0, standardize: bool = False):
         self.units = units
         self.dropout = dropout
+        self.standardize = standardize
         super().__init__(learning_rate, optimizer, batch_size, steps, epochs, class_weight, seed)
 
     def _layers(self, keras, init) -> list:

@@ -1,0 +1,110 @@
+"""Presets: named detector configurations, as keras-hub's ``from_preset``.
+
+    DeepfakeDetector.from_preset("paper")                       # the seed paper, exactly
+    DeepfakeDetector.from_preset("ffpp_finetuned", weights=path)  # our best recipe, offline weights
+    list_presets()                                                # {name: description}
+
+A preset is a recipe, not trained weights: a detector config (every part, by registry name
+and arguments), how it is trained (`fit` on frozen features, or `fine_tune`, with its
+arguments), and what it measured. `from_preset` gives an untrained detector; its `train`
+attribute says which training method the preset uses and `train_kwargs` its arguments,
+which `DeepfakeDetector.fine_tune` takes as defaults.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One named configuration.
+
+    Attributes:
+        name: the preset's name.
+        description: one line for `list_presets`.
+        config: `DeepfakeDetector` arguments (JSON-able).
+        train: "fit" (head on frozen features) or "fine_tune" (backbone and head end to end).
+        train_kwargs: arguments of that training method.
+        measured: what the preset scored, and under which protocol (for the documentation).
+    """
+
+    name: str
+    description: str
+    config: dict[str, Any]
+    train: str = "fit"
+    train_kwargs: dict[str, Any] = field(default_factory=dict)
+    measured: str = ""
+
+
+_PAPER = Preset(
+    name="paper",
+    description=("The seed paper (Deepfake Video Forensics based on Transfer Learning, 2020): 1 frame/s, frozen "
+                 "ImageNet MobileNet V1 0.5 at 128 px, a softmax layer trained by SGD (lr 0.005, 2,500 steps of 5)."),
+    config={
+        "sampler": {"name": "fixed_rate", "fps": 1.0},
+        "face_detector": "retinaface",
+        "backbone": {"name": "mobilenet_v1", "alpha": 0.5, "input_size": 128, "weights": "imagenet"},
+        "head": {"name": "softmax", "learning_rate": 0.005, "optimizer": "sgd", "batch_size": 5, "steps": 2500,
+                 "class_weight": None},
+        "aggregator": "mean",
+    },
+    train="fit",
+    measured=("FaceForensics++ c23 dev set (70 videos), 5-fold grouped cross-validation: close to chance; frames "
+              "split at random (the paper's leaky protocol): far higher. See docs/benchmarks.md."),
+)
+
+PRESETS: dict[str, Preset] = {_PAPER.name: _PAPER}
+
+
+def register_preset(preset: Preset) -> Preset:
+    """Add a preset (a name already taken is refused)."""
+    if preset.name in PRESETS:
+        raise ValueError(f"a preset named {preset.name!r} exists already")
+    if preset.train not in ("fit", "fine_tune"):
+        raise ValueError(f"a preset trains by 'fit' or 'fine_tune'; got {preset.train!r}")
+    PRESETS[preset.name] = preset
+    return preset
+
+
+def list_presets() -> dict[str, str]:
+    """Preset names and their one-line descriptions, sorted by name."""
+    return {name: PRESETS[name].description for name in sorted(PRESETS)}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called `name`; KeyError naming the known ones otherwise."""
+    try:
+        return PRESETS[name]
+    except (KeyError, TypeError):
+        raise KeyError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}") from None
+
+
+def preset_config(name: str, weights: str | None = None, backbone_weights: str | None = None,
+                  **overrides: Any) -> dict[str, Any]:
+    """The `DeepfakeDetector` arguments of preset `name`, with overrides.
+
+    `weights` (or its alias `backbone_weights`) replaces the backbone's weights ("imagenet",
+    a weights file, or None); any other keyword replaces that detector argument whole
+    (``sampler=...``, ``head=...``, ``cache=...``). A part given as a dict with no "name"
+    updates the preset's part instead (``head={"steps": 100}``).
+    """
+    preset = get_preset(name)
+    config = copy.deepcopy(preset.config)
+    if weights is not None and backbone_weights is not None and weights != backbone_weights:
+        raise TypeError("give the backbone's weights once: weights=... or backbone_weights=..., not both")
+    chosen = weights if weights is not None else backbone_weights
+    for key, value in overrides.items():
+        current = config.get(key)
+        if isinstance(value, dict) and "name" not in value and isinstance(current, dict):
+            config[key] = {**current, **copy.deepcopy(value)}
+        else:
+            config[key] = copy.deepcopy(value)
+    if chosen is not None:
+        backbone = config["backbone"]
+        if not isinstance(backbone, dict):
+            raise TypeError("weights=... needs the backbone as a config dict, not a name or an instance")
+        config["backbone"] = {**backbone, "weights": chosen}
+    return config

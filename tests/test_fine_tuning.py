@@ -1,0 +1,134 @@
+"""Fine-tuning end to end on the generated dataset, the multi-block backbone, and the augmenter."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+from deepfake_detect import DeepfakeDetector, errors, get_backbone
+from deepfake_detect.fine_tuning import BACKBONE_WEIGHTS, Augmenter, layer_block, set_trainable
+
+
+@pytest.fixture(scope="module")
+def tuned(dataset_dir, detector_config, tmp_path_factory):
+    """A detector fine-tuned for one short epoch (top 2 blocks), its state before, and its saved file."""
+    config = {**detector_config, "head": {"name": "logistic", "epochs": 5, "batch_size": 16},
+              "cache": tmp_path_factory.mktemp("ft_cache") / "cache.sqlite"}
+    detector = DeepfakeDetector(**config)
+    backbone = detector._part("backbone")
+    before = {"weights": backbone.model.get_weights(), "fingerprint": backbone.fingerprint,
+              "extractor": detector.extractor.fingerprint}
+    history = detector.fine_tune(dataset_dir, trainable_blocks=2, epochs=1, batch_size=16, learning_rate=1e-3,
+                                 verbose=0, seed=1)
+    path = detector.save(tmp_path_factory.mktemp("ft_model") / "model.dfd")
+    return detector, before, history, path
+
+
+def test_fine_tune_trains_the_top_blocks_only(tuned):
+    detector, before, history, _ = tuned
+    after = detector._part("backbone").model
+    changed = {layer.name for layer, old in zip(after.layers, _by_layer(after, before["weights"]))
+               if any(not np.array_equal(w, o) for w, o in zip(layer.get_weights(), old))}
+    assert changed and all(layer_block(name) in (12, 13) for name in changed)
+    assert any(name.startswith("conv_pw_13") for name in changed)
+    assert history.fine_tune_["epochs_run"] == 1 and history.fine_tune_["validation_videos"] > 0
+    assert not after.trainable  # frozen again for inference
+
+
+def test_fine_tune_updates_the_fingerprints(tuned):
+    detector, before, _, _ = tuned
+    backbone = detector._part("backbone")
+    assert backbone.fingerprint != before["fingerprint"]
+    assert detector.extractor.fingerprint != before["extractor"]
+    assert detector.fingerprint_ == detector.extractor.fingerprint
+    assert detector.extractor.crops_fingerprint  # crops are keyed as before: the crop cache is reused
+
+
+def test_saved_fine_tuned_model_restores_identical_predictions(tuned, dataset_dir, monkeypatch):
+    detector, _, _, path = tuned
+    with zipfile.ZipFile(path) as z:
+        assert BACKBONE_WEIGHTS in z.namelist()
+    monkeypatch.setenv("DEEPFAKE_DETECT_CACHE", "none")  # the loaded model computes its features afresh
+    loaded = DeepfakeDetector.load(path)
+    assert loaded._part("backbone").fingerprint == detector._part("backbone").fingerprint
+    for video in (sorted((dataset_dir / "fake").glob("*.mp4"))[0], sorted((dataset_dir / "real").glob("*.mp4"))[0]):
+        ours, theirs = detector.predict_video(video), loaded.predict_video(video)
+        np.testing.assert_allclose([f.p_fake for f in theirs.frames], [f.p_fake for f in ours.frames], rtol=0,
+                                   atol=1e-6)
+
+
+def test_load_refuses_pickled_backbone_weights(tuned, tmp_path):
+    _, _, _, path = tuned
+    bad = tmp_path / "bad.dfd"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bad, "w") as dst:
+        for name in src.namelist():
+            if name != BACKBONE_WEIGHTS:
+                dst.writestr(name, src.read(name))
+        buffer = io.BytesIO()
+        np.savez(buffer, np.array([{"x": 1}], dtype=object))
+        dst.writestr(BACKBONE_WEIGHTS, buffer.getvalue())
+    with pytest.raises(errors.IncompatibleModelError, match=BACKBONE_WEIGHTS):
+        DeepfakeDetector.load(bad)
+
+
+def test_fine_tune_twice_is_refused(tuned, dataset_dir):
+    detector, *_ = tuned
+    with pytest.raises(ValueError, match="fine-tuned already"):
+        detector.fine_tune(dataset_dir, epochs=1)
+
+
+def test_multiblock_width_is_the_sum_of_the_pooled_blocks(weights):
+    backbone = get_backbone("mobilenet_v1_multiblock", alpha=0.5, input_size=128, weights=weights, blocks=(1, 3, 13))
+    assert backbone.block_channels() == [32, 64, 512]
+    crops = np.random.default_rng(0).integers(0, 256, (3, 128, 128, 3), dtype=np.uint8)
+    features = backbone.embed(crops)
+    assert features.shape == (3, 32 + 64 + 512) == (3, backbone.feature_dim)
+    assert backbone.model.output_shape[-1] == backbone.feature_dim
+    last = get_backbone("mobilenet_v1", alpha=0.5, input_size=128, weights=weights).embed(crops)
+    np.testing.assert_allclose(features[:, -512:], last, rtol=1e-4, atol=1e-5)  # block 13 is mobilenet_v1's pool
+    both = get_backbone("mobilenet_v1_multiblock", alpha=0.25, input_size=64, weights=None, blocks=(0, 5),
+                        pooling="avg_std")
+    assert both.feature_dim == 2 * (8 + 64) == both.model.output_shape[-1]
+
+
+def test_multiblock_rejects_bad_blocks():
+    with pytest.raises(ValueError, match="blocks"):
+        get_backbone("mobilenet_v1_multiblock", weights=None, blocks=(3, 14))
+    with pytest.raises(ValueError, match="pooling"):
+        get_backbone("mobilenet_v1_multiblock", weights=None, pooling="max")
+
+
+def test_trainable_blocks_needs_numbered_blocks():
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="dense")])
+    with pytest.raises(ValueError, match="trainable_blocks"):
+        set_trainable(model, 2)
+    assert set_trainable(model, None) == 2
+
+
+def test_augmenter_keeps_shape_and_is_seeded():
+    images = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    always = Augmenter(color=1, resize=1, blur=1, jpeg=1, flip=1)
+    a = always.batch(images, np.random.default_rng(3))
+    b = always.batch(images, np.random.default_rng(3))
+    assert a.shape == images.shape and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, images)
+    never = Augmenter(color=0, resize=0, blur=0, jpeg=0, flip=0)
+    np.testing.assert_array_equal(never.batch(images, np.random.default_rng(0)), images)
+    with pytest.raises(ValueError, match="probability"):
+        Augmenter(jpeg=1.5)
+
+
+def _by_layer(model, flat):
+    """Split a model's flat weight list into per-layer lists."""
+    out, i = [], 0
+    for layer in model.layers:
+        n = len(layer.get_weights())
+        out.append(flat[i:i + n])
+        i += n
+    return out
