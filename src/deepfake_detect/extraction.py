@@ -118,36 +118,8 @@ class FeatureExtractor:
         return feats
 
     def _crops(self, path: str | os.PathLike, timings: dict[str, float]) -> FaceCrops:
-        """Decode the sampled frames, find the faces, cut one crop per frame with a face."""
-        info, frames = video.sample_frames(path, self.sampler)
-        fps = info.fps if info.fps and np.isfinite(info.fps) and info.fps > 0 else 0.0
-        size = self.backbone.input_size
-        indices, boxes, scores, crops = [], [], [], []
-        sampled = 0
-        for chunk in _chunks(frames, self.chunk, timings):
-            sampled += len(chunk)
-            t = time.perf_counter()
-            found = self.face_detector.detect([frame for _, frame in chunk])
-            timings["detect"] += time.perf_counter() - t
-            t = time.perf_counter()
-            for (index, frame), faces in zip(chunk, found):
-                box = self.crop.choose(faces)
-                if box is None:
-                    continue
-                indices.append(index)
-                boxes.append((box.x1, box.y1, box.x2, box.y2))
-                scores.append(box.score)
-                crops.append(self.crop.crop(frame, box, size, whole_frame=self.face_detector.whole_frame))
-            timings["crop"] += time.perf_counter() - t
-        idx = np.asarray(indices, dtype=np.int64)
-        return FaceCrops(
-            frame_indices=idx,
-            times=idx / fps if fps else np.zeros(len(idx)),
-            boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-            scores=np.asarray(scores, dtype=np.float32),
-            crops=np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8),
-            frames_sampled=sampled,
-        )
+        return face_crops(path, self.sampler, self.face_detector, self.crop, self.backbone.input_size,
+                          self.chunk, timings)
 
     def _embed(self, crops: FaceCrops, timings: dict[str, float]) -> FaceFeatures:
         t = time.perf_counter()
@@ -155,6 +127,41 @@ class FeatureExtractor:
         timings["embed"] += time.perf_counter() - t
         return FaceFeatures(frame_indices=crops.frame_indices, times=crops.times, boxes=crops.boxes,
                             scores=crops.scores, features=features, frames_sampled=crops.frames_sampled)
+
+
+def face_crops(path: str | os.PathLike, sampler: FrameSampler, face_detector: FaceDetector, crop: CropPolicy,
+               size: int, chunk: int = 16, timings: dict[str, float] | None = None) -> FaceCrops:
+    """Decode the sampled frames of `path`, find the faces, cut one `size`-pixel crop per frame
+    with a face; seconds per stage are added to `timings` where given."""
+    timings = _timings() if timings is None else timings
+    info, frames = video.sample_frames(path, sampler)
+    fps = info.fps if info.fps and np.isfinite(info.fps) and info.fps > 0 else 0.0
+    indices, boxes, scores, crops = [], [], [], []
+    sampled = 0
+    for group in _chunks(frames, chunk, timings):
+        sampled += len(group)
+        t = time.perf_counter()
+        found = face_detector.detect([frame for _, frame in group])
+        timings["detect"] += time.perf_counter() - t
+        t = time.perf_counter()
+        for (index, frame), faces in zip(group, found):
+            box = crop.choose(faces)
+            if box is None:
+                continue
+            indices.append(index)
+            boxes.append((box.x1, box.y1, box.x2, box.y2))
+            scores.append(box.score)
+            crops.append(crop.crop(frame, box, size, whole_frame=face_detector.whole_frame))
+        timings["crop"] += time.perf_counter() - t
+    idx = np.asarray(indices, dtype=np.int64)
+    return FaceCrops(
+        frame_indices=idx,
+        times=idx / fps if fps else np.zeros(len(idx)),
+        boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+        scores=np.asarray(scores, dtype=np.float32),
+        crops=np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8),
+        frames_sampled=sampled,
+    )
 
 
 def _timings() -> dict[str, float]:

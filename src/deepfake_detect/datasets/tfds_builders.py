@@ -39,7 +39,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 
 from ..faces import CropPolicy, face_detectors
 from ..sampling import samplers
-from ..video import sample_frames
+from ..extraction import face_crops
 from .discovery import Sample, discover
 from .splits import grouped_split, official_split
 
@@ -108,34 +108,15 @@ class _FaceCropBuilder(tfds.core.GeneratorBasedBuilder):
             path = Path(sample.path)
             video = path.relative_to(root).as_posix() if path.is_relative_to(root) else sample.path
             group = video if sample.group == sample.path else sample.group
-            info, frames = sample_frames(path, sampler)
-            fps = info.fps if info.fps and np.isfinite(info.fps) and info.fps > 0 else 0.0
-            for chunk in _chunks(frames, 16):
-                for (index, frame), faces in zip(chunk, detector.detect([frame for _, frame in chunk])):
-                    box = policy.choose(faces)
-                    if box is None:
-                        continue
-                    face = policy.crop(frame, box, config.crop_size, whole_frame=detector.whole_frame)
-                    ok, png = cv2.imencode(".png", cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
-                    if not ok:
-                        raise ValueError(f"{sample.path}, frame {index}: cannot encode the face crop as PNG")
-                    yield f"{video}#{index}", {
-                        "image": png.tobytes(), "label": sample.label, "group": group,
-                        "method": sample.method, "video": video, "frame": index,
-                        "time": index / fps if fps else 0.0,
-                    }
-
-
-def _chunks(items: Iterator, n: int) -> Iterator[list]:
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == n:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
+            found = face_crops(path, sampler, detector, policy, config.crop_size)
+            for index, time, face in zip(found.frame_indices.tolist(), found.times.tolist(), found.crops):
+                ok, png = cv2.imencode(".png", cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+                if not ok:
+                    raise ValueError(f"{sample.path}, frame {index}: cannot encode the face crop as PNG")
+                yield f"{video}#{index}", {
+                    "image": png.tobytes(), "label": sample.label, "group": group,
+                    "method": sample.method, "video": video, "frame": index, "time": time,
+                }
 
 class DeepfakeFolder(_FaceCropBuilder):
     """Face crops of a deepfake dataset folder (real/ and fake/, FaceForensics++'s tree, or a

