@@ -51,6 +51,12 @@ EXAMPLES: dict[str, list[Run]] = {
         Run(lambda i: ["--data", str(i.data), "--weights", str(i.weights), "--folds", "3", "--protocol", "leaky"],
             ("WARNING: leaky protocol", "frame accuracy", "(LEAKY:")),
     ],
+    "compare_backbones.py": [
+        Run(lambda i: ["--data", str(i.data), "--folds", "2", "--sampler", "uniform:n=4",
+                       "--candidate", f"mobilenet_v1:weights={i.weights}",
+                       "--candidate", f"mobilenet_v1:weights={i.weights},input_size=160"],
+            ("video AUC", "mobilenet_v1:weights=", "input_size=160")),
+    ],
     "custom_backbone.py": [
         Run(lambda i: ["--images", str(i.images), "--workdir", str(i.workdir)],
             ("trained on small_cnn features", "its backbone: {'name': 'small_cnn'", "held-out videos")),
