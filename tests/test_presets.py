@@ -31,11 +31,9 @@ def test_paper_preset_is_the_papers_configuration():
 
 def test_list_presets_names_and_describes_them():
     presets = list_presets()
-    assert "paper" in presets and len(presets) >= 2
+    assert "paper" in presets and "MobileNet V1 0.5" in presets["paper"]
     assert list(presets) == sorted(presets)
     assert all(isinstance(d, str) and d for d in presets.values())
-    best = [p for p in PRESETS.values() if p.train == "fine_tune"]
-    assert best, "a preset for the fine-tuned configuration"
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
