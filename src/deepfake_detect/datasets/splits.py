@@ -25,10 +25,12 @@ def grouped_folds(labels: np.ndarray, groups: np.ndarray, folds: int = 5,
     """`folds` pairs of indices (train, test): each index is tested once, every group
     stays on one side of every pair, and each side keeps the classes' proportions as
     far as the groups allow. `DatasetError` where the data has too few groups or inputs."""
-    from sklearn.model_selection import StratifiedGroupKFold
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     labels, groups = np.asarray(labels), np.asarray(groups)
     _check_splittable(labels, groups, folds)
+    if len(np.unique(groups)) == len(groups):  # one input per group: the same folds, without the per-group loop
+        return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(groups, labels))
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(labels)), labels, groups))
 
