@@ -21,9 +21,10 @@ def require(path: Path) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
-    """Every test session gets its own feature cache, never the user's ~/.cache."""
+    """Every test session gets its own feature cache and JAX compilation cache, never the user's ~/.cache."""
     patch = pytest.MonkeyPatch()
     patch.setenv("DEEPFAKE_DETECT_CACHE", str(tmp_path_factory.mktemp("cache") / "features.sqlite"))
+    patch.setenv("DEEPFAKE_DETECT_JAX_CACHE", str(tmp_path_factory.mktemp("jax_cache")))
     yield
     patch.undo()
 

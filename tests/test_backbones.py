@@ -174,3 +174,26 @@ def test_imagenet_weights_are_real():
     stock, fast = model.predict_on_batch(x), with_fast_depthwise(model).predict_on_batch(x)
     assert stock.argmax() == fast.argmax() == 88 and labels[88 + 1] == "macaw"
     np.testing.assert_allclose(fast, stock, atol=1e-5)
+
+
+def _first_embed_in_a_fresh_process(weights, env):
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, deepfake_detect as dd, jax; "
+            f"b = dd.get_backbone('mobilenet_v1', weights={weights!r}); "
+            "b.embed(np.zeros((2, 128, 128, 3), np.uint8)); print(jax.config.jax_compilation_cache_dir)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_compiled_backbones_are_kept_on_disk_for_the_next_process(weights, tmp_path):
+    import os
+
+    # JAX stores programs that took over a second to compile: on a fast machine the small one here may not
+    env = {**os.environ, "DEEPFAKE_DETECT_JAX_CACHE": str(tmp_path / "jax"),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    assert _first_embed_in_a_fresh_process(weights, env) == str(tmp_path / "jax")
+    assert any(name.startswith("jit_") for name in os.listdir(tmp_path / "jax"))  # the embedding's program
+    assert _first_embed_in_a_fresh_process(weights, {**env, "DEEPFAKE_DETECT_JAX_CACHE": "none"}) == "None"

@@ -89,6 +89,10 @@ class Backbone(Configurable):
             return model.predict_on_batch
         import jax
 
+        from .._backend import enable_compilation_cache
+
+        enable_compilation_cache()
+
         forward = jax.jit(lambda trainable, other, x: model.stateless_call(trainable, other, x, training=False)[0])
         return lambda x: forward([v.value for v in model.trainable_variables],
                                  [v.value for v in model.non_trainable_variables], x)
