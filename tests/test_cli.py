@@ -94,3 +94,18 @@ def test_fit_on_a_one_class_folder_exits_1(runner, dataset_dir, weights, tmp_pat
         (tmp_path / "real" / video.name).symlink_to(video)
     result = runner.invoke(main, ["fit", str(tmp_path), "-o", str(tmp_path / "m.dfd"), "--weights", weights, "-q"])
     assert result.exit_code == 1 and "both real and fake" in result.stderr
+
+
+def test_fit_from_a_preset_with_overrides(runner, dataset_dir, weights, tmp_path):
+    listed = runner.invoke(main, ["list", "presets"])
+    assert listed.exit_code == 0 and "face_region_temporal: " in listed.stdout and "paper: " in listed.stdout
+    path = tmp_path / "preset.dfd"
+    result = runner.invoke(main, ["fit", str(dataset_dir), "-o", str(path), "--preset", "face_region_temporal",
+                                  "--weights", weights, "--sampler", "uniform:n=6", "-q"])
+    assert result.exit_code == 0, result.output
+    config = json.loads(runner.invoke(main, ["info", str(path)]).stdout)["config"]
+    assert config["sampler"] == {"name": "uniform", "n": 6}  # the option replaces the preset's part
+    assert config["head"]["name"] == "temporal" and config["backbone"]["region"] == 0.4
+    assert config["backbone"]["weights"] == weights and config["backbone"]["input_size"] == 288
+    unknown = runner.invoke(main, ["fit", str(dataset_dir), "-o", str(tmp_path / "x.dfd"), "--preset", "nope"])
+    assert unknown.exit_code == 2 and "known presets" in unknown.output

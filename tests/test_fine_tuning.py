@@ -15,7 +15,7 @@ from deepfake_detect.fine_tuning import BACKBONE_WEIGHTS, Augmenter, layer_block
 @pytest.fixture(scope="module")
 def tuned(dataset_dir, detector_config, tmp_path_factory):
     """A detector fine-tuned for one short epoch (top 2 blocks), its state before, and its saved file."""
-    config = {**detector_config, "head": {"name": "logistic", "epochs": 5, "batch_size": 16},
+    config = {**detector_config, "head": {"name": "logistic", "standardize": True, "epochs": 5, "batch_size": 16},
               "cache": tmp_path_factory.mktemp("ft_cache") / "cache.sqlite"}
     detector = DeepfakeDetector(**config)
     backbone = detector._part("backbone")
@@ -94,6 +94,30 @@ def test_multiblock_width_is_the_sum_of_the_pooled_blocks(weights):
     assert both.feature_dim == 2 * (8 + 64) == both.model.output_shape[-1]
 
 
+def test_multiblock_region_pools_the_centre_of_each_block(weights):
+    import keras
+
+    from deepfake_detect.backbones.multiblock import block_layer, central
+
+    assert central(16, 0.4) == ((5, 5), (5, 5)) and central(4, 0.1) == ((2, 1), (2, 1))  # at least one position
+    crops = np.random.default_rng(1).integers(0, 256, (2, 128, 128, 3), dtype=np.uint8)
+    centre = get_backbone("mobilenet_v1_multiblock", alpha=0.5, input_size=128, weights=weights, blocks=(3, 9),
+                          pooling="avg_std", region=0.4)
+    features = centre.embed(crops)
+    maps = keras.Model(centre.model.input, [centre.model.get_layer(block_layer(b)).output for b in (3, 9)])
+    expected = []
+    for fmap in maps.predict(centre.preprocess(crops), verbose=0):
+        (top, bottom), (left, right) = central(fmap.shape[1], 0.4)
+        middle = fmap[:, top:fmap.shape[1] - bottom, left:fmap.shape[2] - right].reshape(len(crops), -1, fmap.shape[-1])
+        expected += [middle.mean(axis=1), middle.std(axis=1)]
+    np.testing.assert_allclose(features, np.concatenate(expected, axis=1), rtol=1e-3, atol=1e-3)
+    whole = get_backbone("mobilenet_v1_multiblock", alpha=0.5, input_size=128, weights=weights, blocks=(3, 9),
+                         pooling="avg_std").embed(crops)
+    assert not np.allclose(whole, features, atol=1e-3)  # the border is left out
+    with pytest.raises(ValueError, match="region"):
+        get_backbone("mobilenet_v1_multiblock", weights=None, region=0.0)
+
+
 def test_multiblock_rejects_bad_blocks():
     with pytest.raises(ValueError, match="blocks"):
         get_backbone("mobilenet_v1_multiblock", weights=None, blocks=(3, 14))
@@ -122,6 +146,22 @@ def test_augmenter_keeps_shape_and_is_seeded():
     np.testing.assert_array_equal(never.batch(images, np.random.default_rng(0)), images)
     with pytest.raises(ValueError, match="probability"):
         Augmenter(jpeg=1.5)
+
+
+def test_standardized_head_folds_its_scaling_exactly():
+    from deepfake_detect.heads import _fold_standardization, heads
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(200, 6)) * [1, 10, 100, 0.1, 1, 1e-9] + [5, 0, -3, 2, 0, 7]).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] / 10 > 5).astype(np.int32)
+    head = heads.create({"name": "logistic", "standardize": True})
+    head.fit(x, y)
+    assert ((head.predict(x) > 0.5) == y).mean() > 0.85
+    mean, scale = head.standardization_
+    raw = head.model_.predict_on_batch(x)
+    _fold_standardization(head.model_, mean, scale, inverse=True)
+    np.testing.assert_allclose(head.model_.predict_on_batch((x - mean) * scale), raw, rtol=1e-4, atol=1e-5)
+    assert np.all(np.isfinite(scale)) and scale.max() < 1e9  # a constant feature is not blown up
 
 
 def _by_layer(model, flat):

@@ -67,3 +67,17 @@ def test_register_preset_refuses_taken_names():
         register_preset(Preset("paper", "again", {}))
     with pytest.raises(ValueError, match="fit"):
         register_preset(Preset("new-one", "bad", {}, train="train"))
+
+
+def test_best_presets_and_their_training_recipes(monkeypatch):
+    assert {"paper", "face_region", "face_region_finetune"} <= set(list_presets())
+    best = get_preset("face_region")
+    assert best.train == "fit" and best.config["backbone"]["name"] == "mobilenet_v1_multiblock"
+    assert get_preset("face_region_finetune").train == "fine_tune"
+    seen = {}
+    monkeypatch.setattr("deepfake_detect.fine_tuning.fine_tune", lambda det, data, **kw: seen.update(kw))
+    DeepfakeDetector.from_preset("face_region_finetune").fine_tune("data/", epochs=2)
+    assert seen == {**get_preset("face_region_finetune").train_kwargs, "epochs": 2}  # the preset's recipe as defaults
+    seen.clear()
+    DeepfakeDetector.from_preset("paper").fine_tune("data/")
+    assert seen == {}  # a preset trained by fit gives no fine-tuning defaults

@@ -57,15 +57,27 @@ def main() -> None:
     """Tell real videos from deepfakes: fit a detector on a labelled folder, predict videos."""
 
 
+#: The parts a detector gets from the command line when neither an option nor a preset names them.
+DEFAULT_PARTS = {"sampler": "fixed_rate", "face_detector": "retinaface", "backbone": "mobilenet_v1",
+                 "head": "softmax", "aggregator": "mean"}
+
+
 def pipeline_options(command):
     """The options that choose a detector's parts (shared by `fit` and `extract`)."""
+    def part(flag: str, key: str, what: str):
+        return click.option(flag, default=None, help=f"{what} (default: the preset's, else {DEFAULT_PARTS[key]}): "
+                                                     f"{PART_HELP}.")
+
     options = [
-        click.option("--sampler", default="fixed_rate", show_default=True, help=f"Frame sampler: {PART_HELP}."),
-        click.option("--face-detector", default="retinaface", show_default=True, help=f"Face detector: {PART_HELP}."),
-        click.option("--backbone", default="mobilenet_v1", show_default=True, help=f"Backbone: {PART_HELP}."),
+        click.option("--preset", default=None,
+                     help="Start from a named configuration (see `deepfake-detect list presets`); the part options "
+                          "below replace its parts."),
+        part("--sampler", "sampler", "Frame sampler"),
+        part("--face-detector", "face_detector", "Face detector"),
+        part("--backbone", "backbone", "Backbone"),
         click.option("--weights", default=None, help="Backbone weights: 'imagenet' (downloads), a file path, or 'none'."),
-        click.option("--head", default="softmax", show_default=True, help=f"Head: {PART_HELP}."),
-        click.option("--aggregator", default="mean", show_default=True, help=f"Aggregator: {PART_HELP}."),
+        part("--head", "head", "Head"),
+        part("--aggregator", "aggregator", "Aggregator"),
         click.option("--cache", default="default", show_default=True,
                      help="Feature cache: 'default', a path, or 'none'."),
         click.option("-q", "--quiet", is_flag=True, help="No progress output."),
@@ -75,17 +87,31 @@ def pipeline_options(command):
     return command
 
 
-def build_detector(sampler, face_detector, backbone, weights, head, aggregator, cache):
+def build_detector(preset, sampler, face_detector, backbone, weights, head, aggregator, cache):
     """A `DeepfakeDetector` from the `pipeline_options` values."""
     from .detector import DeepfakeDetector
+    from .presets import get_preset, preset_config
 
-    backbone_spec = parse_part(backbone)
+    given = {"sampler": sampler, "face_detector": face_detector, "backbone": backbone, "head": head,
+             "aggregator": aggregator}
+    parts = {key: parse_part(text) for key, text in given.items() if text is not None}
+    if preset is not None:
+        try:
+            get_preset(preset)
+        except KeyError as e:
+            raise click.BadParameter(str(e.args[0]), param_hint="--preset") from None
+        config = preset_config(preset, **parts)
+    else:
+        config = {**DEFAULT_PARTS, **parts}
     if weights is not None:
-        backbone_spec = {"name": backbone_spec} if isinstance(backbone_spec, str) else backbone_spec
-        backbone_spec["weights"] = None if weights.lower() == "none" else weights
-    return DeepfakeDetector(sampler=parse_part(sampler), face_detector=parse_part(face_detector),
-                            backbone=backbone_spec, head=parse_part(head), aggregator=parse_part(aggregator),
-                            cache=None if cache.lower() == "none" else cache)
+        spec = config["backbone"]
+        spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+        spec["weights"] = None if weights.lower() == "none" else weights
+        config["backbone"] = spec
+    detector = DeepfakeDetector(**{**config, "cache": None if cache.lower() == "none" else cache})
+    if preset is not None:
+        detector.preset_ = get_preset(preset)
+    return detector
 
 
 @main.command()
@@ -94,9 +120,14 @@ def build_detector(sampler, face_detector, backbone, weights, head, aggregator, 
 @click.option("--validation-split", default=0.15, show_default=True, help="Share of videos held out (grouped).")
 @pipeline_options
 def fit(data, output, validation_split, quiet, **parts):
-    """Train a detector on DATA (real/ and fake/ folders, or a labels.csv) and save it."""
+    """Train a detector on DATA (real/ and fake/ folders, or a labels.csv) and save it. A preset
+    trained by fine-tuning (its backbone too) is fine-tuned with its recipe."""
     detector = build_detector(**parts)
-    history = detector.fit(data, validation_split=validation_split, verbose=0 if quiet else 1)
+    preset = detector.__dict__.get("preset_")
+    if preset is not None and preset.train == "fine_tune":
+        history = detector.fine_tune(data, validation_split=validation_split, verbose=0 if quiet else 1)
+    else:
+        history = detector.fit(data, validation_split=validation_split, verbose=0 if quiet else 1)
     path = detector.save(output)
     final = {k: round(v[-1], 4) for k, v in history.history.items()}
     click.echo(f"saved {path} ({final})", err=True)
@@ -204,11 +235,16 @@ def evaluate(model, data, as_json, weights, report_dir, quiet):
 
 
 @main.command("list")
-@click.argument("kind", type=click.Choice(["samplers", "detectors", "backbones", "heads", "aggregators"]))
+@click.argument("kind", type=click.Choice(["samplers", "detectors", "backbones", "heads", "aggregators", "presets"]))
 def list_parts(kind):
-    """List the registered parts of one KIND."""
+    """List the registered parts of one KIND, or the presets with their descriptions."""
     import deepfake_detect as dd
 
+    if kind == "presets":
+        from .presets import list_presets
+
+        click.echo("\n".join(f"{name}: {about}" for name, about in list_presets().items()))
+        return
     names = {"samplers": dd.list_samplers, "detectors": dd.list_face_detectors, "backbones": dd.list_backbones,
              "heads": dd.list_heads, "aggregators": dd.list_aggregators}[kind]()
     click.echo("\n".join(names))

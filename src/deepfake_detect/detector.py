@@ -151,7 +151,7 @@ class DeepfakeDetector:
             validation = (x[val_rows], y[val_rows])
         head: Head = heads.create(heads.serialize(self._part("head")))
         history = head.fit(x[train_rows], y[train_rows], validation_data=validation,
-                           verbose=2 if verbose else 0, callbacks=callbacks)
+                           verbose=2 if verbose else 0, callbacks=callbacks, videos=rows[train_rows])
         self.head_ = head
         self.n_features_in_ = int(x.shape[1])
         self.fingerprint_ = self.extractor.fingerprint

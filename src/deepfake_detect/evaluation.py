@@ -80,8 +80,8 @@ def cross_validate(detector_config: dict[str, Any], dataset_dir: str | os.PathLi
     reports = []
     for k, (train, test) in enumerate(rows, start=1):
         head = heads.create(config["head"])  # a fresh head per fold
-        head.fit(x[train], y[train])
-        p[test] = head.predict(x[test])
+        head.fit(x[train], y[train], videos=owner[train])
+        p[test] = head.predict(x[test], videos=owner[test])
         tested = np.zeros(len(y), bool)
         tested[test] = True
         fold = _predictions(samples, feats, owner, tested, p, aggregator, threshold)

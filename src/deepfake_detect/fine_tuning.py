@@ -13,7 +13,7 @@ the backbone learn them. The recipe, in `fine_tune`:
 4. then backbone (all of it, or its top `trainable_blocks` blocks) and head train together
    on augmented crops (`Augmenter`: JPEG re-compression, blur, down- and up-sizing, colour
    jitter, horizontal flip: the shifts a video meets between platforms), with a
-   class-balanced loss, BatchNorm kept in inference mode;
+   class-balanced loss, BatchNorm frozen (in inference mode);
 5. after each epoch the validation side is scored; training stops when its ROC AUC has not
    improved for `patience` epochs (or when `max_seconds` have passed) and the weights of the
    best epoch are restored.
@@ -140,7 +140,7 @@ def _augmenter(spec: bool | dict | Augmenter | None) -> Augmenter | None:
 
 
 # --- face crops ---------------------------------------------------------------------------
-def face_crops(extractor: FeatureExtractor, paths: Sequence[str]) -> list[FaceCrops]:
+def cached_face_crops(extractor: FeatureExtractor, paths: Sequence[str]) -> list[FaceCrops]:
     """The face crops of each input, read from the extractor's cache; inputs not cached are
     decoded and detected once, and their crops stored."""
     cache = extractor.cache
@@ -182,8 +182,15 @@ def layer_block(name: str) -> int | None:
 
 def set_trainable(model, trainable_blocks: int | None) -> int:
     """Make the model trainable: every layer (None), or the layers of its last `trainable_blocks`
-    blocks. Returns how many weight tensors train."""
+    blocks. BatchNormalization layers stay frozen, which in Keras keeps them in inference mode
+    (their moving statistics, not a batch's): a small batch's statistics would shift every
+    feature. Returns how many weight tensors train."""
+    import keras
+
     model.trainable = True
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
     if trainable_blocks is not None:
         blocks = {layer_block(layer.name) for layer in model.layers if layer.weights}
         blocks.discard(None)
@@ -194,6 +201,8 @@ def set_trainable(model, trainable_blocks: int | None) -> int:
             raise ValueError(f"trainable_blocks must be a positive integer or None; got {trainable_blocks!r}")
         first = max(blocks) - trainable_blocks + 1
         for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                continue
             block = layer_block(layer.name)
             layer.trainable = block is None or block >= first
     return len(model.trainable_weights)
@@ -387,8 +396,11 @@ def fine_tune(detector: DeepfakeDetector, dataset_dir: str | os.PathLike | Seque
     """
     import keras
 
-    from .heads import Head, heads
+    from .heads import Head, TemporalHead, _fold_standardization, heads
 
+    if isinstance(detector._part("head"), TemporalHead):
+        raise ValueError("fine-tuning trains a frame head with the backbone; the temporal head is video-level: "
+                         "fine-tune with the logistic head, or fit the temporal head on frozen features")
     if monitor not in ("val_auc", "val_video_auc"):
         raise ValueError(f"monitor must be 'val_auc' or 'val_video_auc'; got {monitor!r}")
     if class_weight not in ("balanced", None):
@@ -401,7 +413,7 @@ def fine_tune(detector: DeepfakeDetector, dataset_dir: str | os.PathLike | Seque
     if is_fine_tuned(backbone):
         raise ValueError("this detector's backbone is fine-tuned already; build a fresh detector to fine-tune again")
     extractor = detector.extractor
-    crops = face_crops(extractor, [s.path for s in samples])
+    crops = cached_face_crops(extractor, [s.path for s in samples])
     kept = [i for i, c in enumerate(crops) if len(c)]
     if {samples[i].label for i in kept} != {0, 1}:
         raise DatasetError(f"after face detection, only one class has faces ({len(samples) - len(kept)} of "
@@ -438,7 +450,13 @@ def fine_tune(detector: DeepfakeDetector, dataset_dir: str | os.PathLike | Seque
     set_trainable(model, trainable_blocks)
     size = backbone.input_size
     inputs = keras.Input((size, size, 3))
-    outputs = head.model_(model(inputs, training=False))  # BatchNorm in inference mode: its statistics stay
+    features = model(inputs, training=False)
+    standardization = getattr(head, "standardization_", None) if warm_start else None
+    if standardization is not None:  # train the head on the scale it was fitted on (its L2 penalty means that)
+        mean, scale = standardization
+        _fold_standardization(head.model_, mean, scale, inverse=True)
+        features = keras.layers.Lambda(lambda t: (t - mean) * scale, name="standardize")(features)
+    outputs = head.model_(features)
     trained = keras.Model(inputs, outputs, name="fine_tune")
     if weight_decay:
         optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
@@ -466,6 +484,8 @@ def fine_tune(detector: DeepfakeDetector, dataset_dir: str | os.PathLike | Seque
                               callbacks=[stopper, *(callbacks or [])])
     finally:
         model.trainable = False
+        if standardization is not None:
+            _fold_standardization(head.model_, *standardization)
     history.fine_tune_ = {
         "seconds": time.perf_counter() - started, "best_epoch": stopper.best_epoch + 1,
         "epochs_run": len(history.epoch), "stopped_for": stopper.stopped_for or "epochs",

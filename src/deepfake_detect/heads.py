@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 
 import numpy as np
 
@@ -20,27 +21,36 @@ _ROUNDS = 10  # Keras epochs that a step-based training run is reported in
 
 
 @functools.cache
-def _random_batches_type():
+def _batches_type():
     """A `keras.utils.PyDataset` type (defined on first use, so importing this module skips Keras)."""
     import keras
 
-    class RandomBatches(keras.utils.PyDataset):
-        """`steps` mini-batches of rows drawn at random with replacement, with their sample weights."""
+    class Batches(keras.utils.PyDataset):
+        """Mini-batches of rows with their sample weights, drawn from a seeded generator so a fit
+        is reproducible: `steps` batches drawn with replacement per epoch, or (`steps` None)
+        one shuffled pass over the rows per epoch."""
 
         def __init__(self, x, y, w, batch_size, steps, seed):
             super().__init__()
             self.x, self.y, self.w = x, y, w
             self.batch_size, self.steps = batch_size, steps
             self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(x))
 
         def __len__(self):
-            return self.steps
+            return self.steps if self.steps is not None else math.ceil(len(self.x) / self.batch_size)
 
         def __getitem__(self, index):
-            rows = self.rng.integers(0, len(self.x), self.batch_size)
+            if self.steps is not None:
+                rows = self.rng.integers(0, len(self.x), self.batch_size)
+            else:
+                rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
             return self.x[rows], self.y[rows], self.w[rows]
 
-    return RandomBatches
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(self.x))
+
+    return Batches
 
 
 class Head(Configurable):
@@ -95,6 +105,10 @@ class Head(Configurable):
         """A fresh, compiled Keras model for `feature_dim`-wide features."""
         import keras
 
+        from ._backend import enable_compilation_cache
+
+        enable_compilation_cache()
+
         init = keras.initializers.GlorotUniform(seed=self.seed)
         model = keras.Sequential([keras.Input((feature_dim,)), *self._layers(keras, init)], name=self.registry_name)
         opt = (keras.optimizers.SGD if self.optimizer == "sgd" else keras.optimizers.Adam)(self.learning_rate)
@@ -102,12 +116,14 @@ class Head(Configurable):
         return model
 
     def fit(self, x: np.ndarray, y: np.ndarray, validation_data: tuple[np.ndarray, np.ndarray] | None = None,
-            verbose: int = 0, callbacks: list | None = None):
+            verbose: int = 0, callbacks: list | None = None, videos: np.ndarray | None = None):
         """Train a fresh model on features `x` and labels `y` (0 real, 1 fake); returns `History`.
 
         With `steps`, training draws `steps` random mini-batches with replacement (the
         paper's retraining regime), reported as `_ROUNDS` Keras epochs; else it makes
-        `epochs` shuffled passes over the data.
+        `epochs` shuffled passes over the data. Batches come from a generator seeded with
+        `seed`, so a fit is reproducible. `videos` names the video of each row (rows of one
+        video in frame order); frame heads do not use it, the `temporal` head does.
         """
         x = np.asarray(x, dtype=np.float32)
         y = np.asarray(y, dtype=np.int32)
@@ -119,6 +135,7 @@ class Head(Configurable):
                 validation_data = ((np.asarray(validation_data[0], np.float32) - mean) * scale, validation_data[1])
             history = self._fit(x, y, validation_data, verbose, callbacks)
             _fold_standardization(self.model_, mean, scale)
+            self.standardization_ = (mean, scale)  # fine-tuning unfolds it to keep training on this scale
             return history
         return self._fit(x, y, validation_data, verbose, callbacks)
 
@@ -127,39 +144,48 @@ class Head(Configurable):
         if self.class_weight == "balanced":
             counts = np.bincount(y, minlength=2).astype(np.float64)
             weights = (len(y) / (2 * counts[y])).astype(np.float32)
-        if self.steps is None:
-            return self.model_.fit(x, y, sample_weight=weights, batch_size=self.batch_size, epochs=self.epochs,
-                                   validation_data=validation_data, verbose=verbose, callbacks=callbacks, shuffle=True)
-        rounds = min(_ROUNDS, self.steps)
-        batches = _random_batches_type()(x, y, weights, self.batch_size, math.ceil(self.steps / rounds), self.seed)
-        return self.model_.fit(batches, epochs=rounds, validation_data=validation_data, verbose=verbose,
-                               callbacks=callbacks)
+        epochs = self.epochs if self.steps is None else min(_ROUNDS, self.steps)
+        per_epoch = None if self.steps is None else math.ceil(self.steps / epochs)
+        batches = _batches_type()(x, y, weights, self.batch_size, per_epoch, self.seed)
+        return self.model_.fit(batches, epochs=epochs, validation_data=validation_data, verbose=verbose,
+                               callbacks=callbacks, shuffle=False)  # `batches` shuffles, seeded
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """p(fake) for each row of features, float64 (N,)."""
+    def predict(self, x: np.ndarray, videos: np.ndarray | None = None) -> np.ndarray:
+        """p(fake) for each row of features, float64 (N,); `videos` as in `fit` (None: one video)."""
         model = getattr(self, "model_", None)
         if model is None:
             raise NotFittedError(f"this {type(self).__name__} is not fitted; call fit first")
         x = np.asarray(x, dtype=np.float32)
         if len(x) == 0:
             return np.zeros(0)
+        return self._predict(model, x, videos)
+
+    def _predict(self, model, x: np.ndarray, videos: np.ndarray | None) -> np.ndarray:
         return self._p_fake(np.asarray(model.predict_on_batch(x), dtype=np.float64))
 
 
 def _standardization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and 1/std of `x` (1 for constant features)."""
+    """Per-feature mean and 1/std of `x`. A std below 1% of the median std counts as that much, so
+    a nearly constant feature is not blown up (which would make the head brittle to tiny shifts)."""
     mean = x.mean(axis=0, dtype=np.float64)
     std = x.std(axis=0, dtype=np.float64)
-    return mean.astype(np.float32), np.where(std > 1e-8, 1.0 / np.maximum(std, 1e-8), 1.0).astype(np.float32)
+    positive = std[std > 0]
+    floor = 0.01 * float(np.median(positive)) if len(positive) else 1.0
+    return mean.astype(np.float32), (1.0 / np.maximum(std, floor)).astype(np.float32)
 
 
-def _fold_standardization(model, mean: np.ndarray, scale: np.ndarray) -> None:
+def _fold_standardization(model, mean: np.ndarray, scale: np.ndarray, inverse: bool = False) -> None:
     """Make `model`, trained on ``(x - mean) * scale``, take raw `x`: its first Dense layer absorbs
-    the affine map exactly (W' = scale W, b' = b - (mean scale) W), so the saved head is unchanged in shape."""
+    the affine map exactly, so the saved head keeps its shape. `inverse` undoes it (the model
+    takes standardized features again)."""
     dense = next(layer for layer in model.layers if layer.weights)
     kernel, bias = (w.astype(np.float64) for w in dense.get_weights())
-    shift = (mean.astype(np.float64) * scale) @ kernel
-    dense.set_weights([(kernel * scale[:, None].astype(np.float64)).astype(np.float32), (bias - shift).astype(np.float32)])
+    mean, scale = mean.astype(np.float64), scale.astype(np.float64)
+    if inverse:  # W = W' / scale, b = b' + mean @ W'
+        kernel, bias = kernel / scale[:, None], bias + mean @ kernel
+    else:  # W' = scale W, b' = b - (mean scale) @ W
+        kernel, bias = kernel * scale[:, None], bias - (mean * scale) @ kernel
+    dense.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
 
 
 heads: Registry[Head] = Registry("head", Head)
@@ -219,3 +245,104 @@ class MLPHead(Head):
             keras.layers.Dropout(self.dropout, seed=self.seed),
             keras.layers.Dense(1, activation="sigmoid", kernel_initializer=keras.initializers.GlorotUniform(self.seed + 1)),
         ]
+
+
+def frame_changes(x: np.ndarray, videos: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the mean absolute change of its video's features between consecutive rows (the
+    video's sampled frames with a face, in order), and whether the video has two rows to compare.
+
+    A face swapped or re-enacted frame by frame flickers: its features change more from one
+    sampled frame to the next than a real face's do.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    videos = np.zeros(len(x), np.int64) if videos is None else np.asarray(videos)
+    if videos.shape != (len(x),):
+        raise ValueError(f"videos must name the video of each of the {len(x)} rows; got shape {videos.shape}")
+    changes = np.zeros_like(x)
+    has = np.zeros((len(x), 1), np.float32)
+    for video in np.unique(videos):
+        rows = np.flatnonzero(videos == video)
+        if len(rows) > 1:
+            changes[rows] = np.abs(np.diff(x[rows], axis=0)).mean(axis=0)
+            has[rows] = 1.0
+    return changes, has
+
+
+@heads.register("temporal")
+class TemporalHead(LogisticHead):
+    """A `logistic` frame head plus a video-level logistic model on `frame_changes` (how much a
+    video's features change between consecutive sampled frames). Each frame's p(fake) is
+    ``(1 - temporal_weight) * p_frame + temporal_weight * p_video``, so the `mean` aggregator
+    gives the same mix for the video; a video with one face frame gets `p_frame` alone.
+
+    Args:
+        temporal_weight: the share of the video-level model in each p(fake).
+        temporal_c: inverse L2 strength of the video-level model (scikit-learn's `C`; it sees
+            one row per training video, on standardized changes, classes balanced).
+        others: as `logistic` (its frame head; `standardize` defaults to True here).
+
+    `fit` needs `videos` (the video of each row) and returns the frame head's `History`.
+    """
+
+    def __init__(self, temporal_weight: float = 0.5, temporal_c: float = 0.01, l2: float = 1e-4,
+                 learning_rate: float = 1e-3, optimizer: str = "adam", batch_size: int = 64, steps: int | None = None,
+                 epochs: int = 30, class_weight: str | None = "balanced", seed: int = 0, standardize: bool = True):
+        self.temporal_weight = temporal_weight
+        self.temporal_c = temporal_c
+        super().__init__(l2, learning_rate, optimizer, batch_size, steps, epochs, class_weight, seed, standardize)
+        if isinstance(temporal_weight, bool) or not isinstance(temporal_weight, (int, float)) \
+                or not 0.0 <= temporal_weight <= 1.0:
+            raise ValueError(f"temporal_weight must be in [0, 1]; got {temporal_weight!r}")
+        if isinstance(temporal_c, bool) or not isinstance(temporal_c, (int, float)) or not temporal_c > 0:
+            raise ValueError(f"temporal_c must be positive; got {temporal_c!r}")
+
+    def _frame_head(self) -> LogisticHead:
+        config = {k: v for k, v in self.get_config().items() if k not in ("temporal_weight", "temporal_c")}
+        return LogisticHead(**config)
+
+    def build_model(self, feature_dim: int):
+        """The inference model: inputs (features, frame changes, has changes), output p(fake)."""
+        import keras
+
+        features = keras.Input((feature_dim,), name="features")
+        changes = keras.Input((feature_dim,), name="changes")
+        has = keras.Input((1,), name="has_changes")
+        p_frame = keras.layers.Dense(1, activation="sigmoid", name="frame")(features)
+        p_video = keras.layers.Dense(1, activation="sigmoid", name="temporal")(changes)
+        w = float(self.temporal_weight)
+        p = keras.layers.Lambda(lambda t: (1.0 - w * t[2]) * t[0] + w * t[2] * t[1], name="mix")(
+            [p_frame, p_video, has])
+        return keras.Model([features, changes, has], p, name=self.registry_name)
+
+    def fit(self, x: np.ndarray, y: np.ndarray, validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+            verbose: int = 0, callbacks: list | None = None, videos: np.ndarray | None = None):
+        if videos is None:
+            raise ValueError("the temporal head needs `videos`, the video of each training row")
+        from sklearn.linear_model import LogisticRegression
+
+        x = np.asarray(x, dtype=np.float32)
+        y = np.asarray(y, dtype=np.int32)
+        frame = self._frame_head()
+        history = frame.fit(x, y, validation_data, verbose, callbacks)
+        changes, has = frame_changes(x, videos)
+        _, first = np.unique(np.asarray(videos), return_index=True)
+        first = first[has[first, 0] > 0]  # one row per video with two frames to compare
+        kernel = np.zeros((x.shape[1], 1), np.float32)
+        bias = np.zeros(1, np.float32)
+        if len(np.unique(y[first])) < 2:
+            warnings.warn("the temporal head saw one class among the training videos with two or more face "
+                          "frames: its video-level part stays at p = 0.5", UserWarning, stacklevel=2)
+        else:
+            mean, scale = _standardization(changes[first])
+            model = LogisticRegression(C=float(self.temporal_c), class_weight="balanced", max_iter=5000)
+            model.fit((changes[first] - mean) * scale, y[first])
+            kernel = (model.coef_[0] * scale)[:, None].astype(np.float32)  # folded: takes raw changes
+            bias = (model.intercept_ - (mean * scale) @ model.coef_[0]).astype(np.float32)
+        self.model_ = self.build_model(x.shape[1])
+        self.model_.set_weights([*frame.model_.get_weights(), kernel, bias])
+        self.standardization_ = frame.standardization_ if self.standardize else None
+        return history
+
+    def _predict(self, model, x: np.ndarray, videos: np.ndarray | None) -> np.ndarray:
+        changes, has = frame_changes(x, videos)
+        return np.asarray(model.predict_on_batch([x, changes, has]), dtype=np.float64)[:, 0]

@@ -1,14 +1,14 @@
 """Presets: named detector configurations, as keras-hub's ``from_preset``.
 
     DeepfakeDetector.from_preset("paper")                       # the seed paper, exactly
-    DeepfakeDetector.from_preset("ffpp_finetuned", weights=path)  # our best recipe, offline weights
+    DeepfakeDetector.from_preset("face_region", weights=path)   # our best recipe, offline weights
     list_presets()                                                # {name: description}
 
 A preset is a recipe, not trained weights: a detector config (every part, by registry name
 and arguments), how it is trained (`fit` on frozen features, or `fine_tune`, with its
-arguments), and what it measured. `from_preset` gives an untrained detector; its `train`
-attribute says which training method the preset uses and `train_kwargs` its arguments,
-which `DeepfakeDetector.fine_tune` takes as defaults.
+arguments), and what it measured. `from_preset` gives an untrained detector whose `preset_`
+is the `Preset`: `preset_.train` names the training method to call (``fit`` or
+``fine_tune``), and `DeepfakeDetector.fine_tune` takes `preset_.train_kwargs` as defaults.
 """
 
 from __future__ import annotations
@@ -53,10 +53,60 @@ _PAPER = Preset(
     },
     train="fit",
     measured=("FaceForensics++ c23 dev set (70 videos), 5-fold grouped cross-validation: close to chance; frames "
-              "split at random (the paper's leaky protocol): far higher. See docs/benchmarks.md."),
+              "split at random (the paper's leaky protocol): far higher. See docs/how-to/presets.md."),
 )
 
-PRESETS: dict[str, Preset] = {_PAPER.name: _PAPER}
+#: Blocks 3-9 of MobileNet V1 (0.5), each pooled to its channels' mean and standard deviation over the
+#: central 40% of the crop: the middle of the face, where a swapped or re-enacted face lies.
+_FACE_REGION_BACKBONE = {"name": "mobilenet_v1_multiblock", "alpha": 0.5, "input_size": 288, "weights": "imagenet",
+                         "blocks": [3, 4, 5, 6, 7, 8, 9], "pooling": "avg_std", "region": 0.4}
+
+_FACE_REGION = Preset(
+    name="face_region",
+    description=("32 frames a video, 288 px face crops, frozen "
+                 "ImageNet MobileNet V1 0.5 pooled from blocks 3-9 (mean and std) over the face's centre, "
+                 "standardized logistic head."),
+    config={
+        "sampler": {"name": "uniform", "n": 32},
+        "face_detector": "retinaface",
+        "backbone": _FACE_REGION_BACKBONE,
+        "head": {"name": "logistic", "standardize": True, "l2": 0.03, "epochs": 50},
+        "aggregator": "mean",
+    },
+    train="fit",
+    measured=("FaceForensics++ c23 dev set, 5-fold grouped cross-validation: see docs/how-to/presets.md "
+              "(benchmarks/ffpp_experiments.py)."),
+)
+
+_FACE_REGION_TEMPORAL = Preset(
+    name="face_region_temporal",
+    description=("Our best on FaceForensics++ under grouped evaluation: the face_region features with the temporal "
+                 "head (each frame's logistic score averaged with a video-level model of how much the features "
+                 "change between sampled frames)."),
+    config={**_FACE_REGION.config,
+            "head": {"name": "temporal", "temporal_weight": 0.5, "temporal_c": 0.01, "l2": 0.03, "epochs": 50}},
+    train="fit",
+    measured=("FaceForensics++ c23 dev set, 5-fold grouped cross-validation: see docs/how-to/presets.md "
+              "(benchmarks/ffpp_experiments.py)."),
+)
+
+_FACE_REGION_FINETUNE = Preset(
+    name="face_region_finetune",
+    description=("The face_region features at 128 px, 1 frame/s, with the backbone fine-tuned end to end "
+                 "(augmented, class-balanced, early stopping on a grouped validation split): sized for a CPU."),
+    config={
+        "sampler": {"name": "fixed_rate", "fps": 1.0},
+        "face_detector": "retinaface",
+        "backbone": {**_FACE_REGION_BACKBONE, "input_size": 128},
+        "head": {"name": "logistic", "standardize": True, "l2": 0.03, "epochs": 50},
+        "aggregator": "mean",
+    },
+    train="fine_tune",
+    train_kwargs={"epochs": 12, "patience": 3, "learning_rate": 1e-4, "batch_size": 32},
+    measured="See docs/how-to/presets.md (benchmarks/ffpp_experiments.py).",
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (_PAPER, _FACE_REGION, _FACE_REGION_TEMPORAL, _FACE_REGION_FINETUNE)}
 
 
 def register_preset(preset: Preset) -> Preset:
