@@ -18,10 +18,19 @@ Hostile or broken files are bounded in time and memory:
   `DEFAULT_FRAME_BUDGET`; a `decode_limits(...)` block changes the defaults for the code it
   runs (as `DeepfakeDetector.predict_video(decode_timeout=...)` does), so a limit reaches
   the reader without every layer in between passing it on.
+
+Two readers decode: OpenCV (`cv2.VideoCapture`) and PyAV (`av`, in `.readers`). They give the
+same indices and the same pixels; PyAV can seek to a keyframe where sampled frames lie further
+apart than keyframes, where OpenCV decodes every frame in between. ``reader="auto"`` (the
+default; `sample_frames(reader=...)` or `decode_limits(reader=...)`) reads a file with PyAV
+where that is planned to save decoding, and with OpenCV otherwise, where `av` is not
+importable, or where PyAV fails on the file (silently: a debug log on the
+"deepfake_detect.video" logger says why).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -35,7 +44,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import readers
 from .errors import VideoReadError
+from .readers import READERS, check_reader  # noqa: F401  (READERS: re-exported)
 from .sampling import FrameSampler
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -49,8 +60,13 @@ DEFAULT_FRAME_BUDGET = 200_000
 #: Frames read past the last sampled one to check that the stream ends where its header says.
 _TAIL_CHECK = 32
 
+#: The reader used by default: "auto" (PyAV where it saves decoding, else OpenCV), "pyav" or "opencv".
+DEFAULT_READER = "auto"
+
 _limits: ContextVar[tuple[float, int]] = ContextVar("deepfake_detect_decode_limits",
                                                     default=(DEFAULT_DECODE_TIMEOUT, DEFAULT_FRAME_BUDGET))
+_reader: ContextVar[str] = ContextVar("deepfake_detect_reader", default=DEFAULT_READER)
+log = logging.getLogger("deepfake_detect.video")
 
 
 class VideoWarning(UserWarning):
@@ -70,14 +86,21 @@ def _resolve(decode_timeout: float | None, frame_budget: int | None) -> tuple[fl
     return float(timeout), int(budget)
 
 
+def _resolve_reader(reader: str | None) -> str:
+    return _reader.get() if reader is None else check_reader(reader)
+
+
 @contextmanager
-def decode_limits(decode_timeout: float | None = None, frame_budget: int | None = None):
-    """Within the block, `sample_frames` calls that leave a limit unset (None) use these;
-    a limit left None here keeps its current value. Context-local: other threads keep theirs."""
-    token = _limits.set(_resolve(decode_timeout, frame_budget))
+def decode_limits(decode_timeout: float | None = None, frame_budget: int | None = None, reader: str | None = None):
+    """Within the block, `sample_frames` calls that leave a limit or the reader unset (None)
+    use these; one left None here keeps its current value. Context-local: other threads keep
+    theirs. `reader`: "auto", "pyav" or "opencv" (see `sample_frames`)."""
+    limits, chosen = _resolve(decode_timeout, frame_budget), _resolve_reader(reader)
+    token, reader_token = _limits.set(limits), _reader.set(chosen)
     try:
         yield
     finally:
+        _reader.reset(reader_token)
         _limits.reset(token)
 
 
@@ -217,7 +240,7 @@ def _count_frames(path: Path, limit: int, clock: _Clock) -> int:
 
 def sample_frames(
     path: str | os.PathLike, sampler: FrameSampler, frame_budget: int | None = None,
-    decode_timeout: float | None = None,
+    decode_timeout: float | None = None, reader: str | None = None,
 ) -> tuple[VideoInfo, Iterator[tuple[int, np.ndarray]]]:
     """The header info and an iterator of ``(frame_index, rgb_frame)`` for the sampled frames.
 
@@ -227,8 +250,15 @@ def sample_frames(
     raises `VideoReadError` if no frame at all can be decoded, or once decoding this file has
     taken `decode_timeout` seconds (`math.inf`: no limit). Limits left None take the current
     defaults (see `decode_limits`).
+
+    `reader` decodes: "opencv", "pyav" (PyAV, seeking to keyframes where that saves decoding;
+    `VideoReadError` where PyAV cannot read the file) or "auto" (the default: PyAV where its
+    plan decodes markedly fewer frames than OpenCV would, else OpenCV; OpenCV too where `av`
+    is not importable or PyAV fails on the file). Either gives the same indices and pixels.
+    The header info and the frame count are OpenCV's in every case.
     """
     timeout, budget = _resolve(decode_timeout, frame_budget)
+    chosen = _resolve_reader(reader)
     clock = _Clock(Path(path), timeout)
     info = probe(path)
     p = Path(info.path)
@@ -246,9 +276,14 @@ def sample_frames(
                           f"({header_count}); only its first {budget} frames (frame_budget) were counted and sampled.",
                           VideoWarning, stacklevel=2)
     wanted = sampler.indices(frame_count, info.fps)
+    if chosen == "pyav" and readers.import_av() is None:
+        raise ImportError("reader='pyav' needs PyAV 15 or newer: pip install 'av>=15' (or use reader='auto' or "
+                          "'opencv')")
+    if chosen == "auto" and frame_count != header_count:  # a header that lies: the counting reader reads it
+        chosen = "opencv"
     clock.pause()
     return info, _iter_indices(p, wanted, lambda count: sampler.indices(count, info.fps), frame_count, clock,
-                               check_tail=frame_count == header_count)
+                               check_tail=frame_count == header_count, reader=chosen, size=(info.width, info.height))
 
 
 def _grab_to(cap: cv2.VideoCapture, position: int, target: int, clock: _Clock) -> int:
@@ -263,17 +298,20 @@ def _grab_to(cap: cv2.VideoCapture, position: int, target: int, clock: _Clock) -
 
 
 def _iter_indices(path: Path, wanted: np.ndarray, sample, frame_count: int, clock: _Clock,
-                  check_tail: bool) -> Iterator[tuple[int, np.ndarray]]:
+                  check_tail: bool, reader: str = "opencv",
+                  size: tuple[int, int] = (0, 0)) -> Iterator[tuple[int, np.ndarray]]:
     """The `wanted` frames of the `frame_count` the header says. Where the stream ends before
     the first of them, the frames it holds are sampled instead (`sample(count)`: indices)."""
     clock.resume()
-    position, yielded, ended, longer = yield from _read(path, wanted, frame_count, clock, check_tail)
+    read = _reader_for(path, reader, wanted, frame_count, clock, check_tail, size)
+    position, yielded, ended, longer = yield from read(path, wanted, frame_count, clock, check_tail)
     if yielded == 0 and len(wanted) and ended and position > 0:
         warnings.warn(f"{path}: the stream ends after {position} frame(s), before the first sampled one, but its "
                       f"header says {frame_count}: the file is truncated or its header lies; sampling the {position} "
                       "frame(s) it holds instead.", VideoWarning, stacklevel=2)
         frame_count, wanted = position, sample(position)
-        position, yielded, ended, longer = yield from _read(path, wanted, frame_count, clock, False)
+        read = _reader_for(path, "opencv" if reader == "auto" else reader, wanted, frame_count, clock, False, size)
+        position, yielded, ended, longer = yield from read(path, wanted, frame_count, clock, False)
     if yielded == 0 and len(wanted):
         raise VideoReadError(f"{path}: no sampled frame could be decoded: the stream ends after {position} frame(s) "
                              f"though its header says {frame_count} (corrupt or truncated video).")
@@ -319,3 +357,37 @@ def _read(path: Path, wanted: np.ndarray, frame_count: int, clock: _Clock, check
     finally:
         cap.release()
     return position, yielded, ended, longer
+
+
+def _reader_for(path: Path, reader: str, wanted: np.ndarray, frame_count: int, clock: _Clock, check_tail: bool,
+                size: tuple[int, int]):
+    """The `_read`-like function that reads `wanted` from `path` with `reader` ("auto": chosen
+    now, see `readers.choose`)."""
+    if reader == "opencv":
+        return _read
+    if reader == "pyav":
+        av = readers.import_av()
+
+        def read_pyav(path, wanted, frame_count, clock, check_tail):
+            try:
+                source = readers.Source(av, path, clock)
+                return (yield from readers.read(source, wanted, frame_count, clock, check_tail, _TAIL_CHECK,
+                                                readers.Progress()))
+            except readers.PyAVFailed as e:
+                raise VideoReadError(f"{e} (corrupt, truncated, or not a video despite its name; "
+                                     "reader='auto' or 'opencv' reads with OpenCV).") from e.cause
+        return read_pyav
+    source = readers.choose(path, wanted, frame_count, size[0], size[1], clock, check_tail, _TAIL_CHECK)
+    if source is None:
+        return _read
+
+    def read_auto(path, wanted, frame_count, clock, check_tail):
+        progress = readers.Progress()
+        try:
+            return (yield from readers.read(source, wanted, frame_count, clock, check_tail, _TAIL_CHECK, progress))
+        except readers.PyAVFailed as e:
+            log.debug("%s: PyAV failed after %d frame(s) (%s): OpenCV reads on", path, progress.yielded, e)
+        position, yielded, ended, longer = yield from _read(path, wanted[wanted > progress.last], frame_count,
+                                                            clock, check_tail)
+        return position, progress.yielded + yielded, ended, longer
+    return read_auto
