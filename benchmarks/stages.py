@@ -100,7 +100,8 @@ def ffpp_videos(data: Path, n: int) -> list[Path]:
 
 def detector_config(args: argparse.Namespace) -> dict:
     head = {"name": "softmax"} if args.head_steps is None else {"name": "softmax", "steps": args.head_steps}
-    return {"sampler": {"name": "uniform", "n": 32}, "face_detector": "retinaface",
+    return {"sampler": {"name": "uniform", "n": 32},
+            "face_detector": {"name": "retinaface", "detection_size": args.detection_size},
             "backbone": {"name": "mobilenet_v1", "alpha": 0.5, "input_size": 128, "weights": str(WEIGHTS)},
             "head": head}
 
@@ -324,8 +325,11 @@ def memory_rows(minutes: list[float], workdir: Path) -> list[dict]:
     results = {}
     for m in sorted(minutes):
         video = memory_bench.write_video(workdir / f"video_{m:g}min.mp4", 60 * m, portrait)
+        # the child sees this repository's code only: TensorFlow on the path (for the tf.function row) would be
+        # imported by Keras and add hundreds of MB that a user of this library does not have
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
         out = subprocess.run([sys.executable, memory_bench.__file__, "--child", str(model), str(warmup), str(video)],
-                             capture_output=True, text=True, check=True)
+                             capture_output=True, text=True, check=True, env=env)
         results[m] = json.loads(out.stdout.strip().splitlines()[-1])
     peaks = [r["peak_rss"] for r in results.values()]
     shortest = min(results)
@@ -413,6 +417,8 @@ def main() -> None:
     parser.add_argument("--fit-seconds", type=float, default=4.0, help="length of each training video (10 fps)")
     parser.add_argument("--head-steps", type=int, help="softmax head's training steps (default: the paper's 2500)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls of each row after its warm-up")
+    parser.add_argument("--detection-size", type=int, default=640,
+                        help="RetinaFace's detection_size (640, its default; 320 is the fast setting)")
     parser.add_argument("--embed-batch", type=int, default=64)
     parser.add_argument("--embed-batches", type=int, default=4, help="batches a pass of the embed comparison embeds")
     parser.add_argument("--long-minutes", type=float, nargs="+", metavar="M",

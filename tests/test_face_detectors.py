@@ -339,3 +339,10 @@ def test_retinaface_resnet50_matches_the_package(photos, tmp_path):
         np.testing.assert_allclose(_corners(got), _corners(want), rtol=1e-3, atol=0.05)
     for box in batch[1]:
         assert 0 <= box.x1 <= box.x2 <= hopper.shape[1] and 0 <= box.y1 <= box.y2 <= hopper.shape[0]
+
+
+def test_speed_settings_keep_the_cache_key_and_detection_settings_change_it():
+    base = face_detectors.create("retinaface")
+    assert face_detectors.create({"name": "retinaface", "threads": 3, "batch_size": 2}).fingerprint == base.fingerprint
+    assert face_detectors.create({"name": "retinaface", "detection_size": 320}).fingerprint != base.fingerprint
+    assert face_detectors.create({"name": "retinaface", "score_threshold": 0.9}).fingerprint != base.fingerprint

