@@ -16,7 +16,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -31,6 +30,7 @@ from deepfake_detect.video import VideoInfo, decode_limits, sample_frames
 from .conftest import FFPP, require
 from .test_bad_inputs import avi_with_frame_count, faststart
 from .test_fuzz import corrupt, mutation_st, originals, read_corrupt, sampler_st  # noqa: F401  (originals: a fixture)
+from .test_synthetic import decode_all
 from .test_video import H, W, check_frame, make_frame, write_video
 
 av = pytest.importorskip("av", minversion="15")
@@ -121,18 +121,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def references(clips) -> dict[str, list[np.ndarray]]:
     """Every frame of each clip, read plainly in order by OpenCV."""
-    out = {}
-    for name, path in clips.items():
-        cap = cv2.VideoCapture(str(path))
-        frames = []
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-        cap.release()
-        out[name] = frames
-    return out
+    return {name: decode_all(path) for name, path in clips.items()}
 
 
 # --- the same frames -----------------------------------------------------------------------------

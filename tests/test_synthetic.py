@@ -16,7 +16,8 @@ pytestmark = pytest.mark.skipif(not (IMAGES / "face.jpg").exists() or not (IMAGE
 SIZE, FPS, SECONDS = (320, 240), 5.0, 2.0
 
 
-def _decode(path: Path) -> list[np.ndarray]:
+def decode_all(path: Path) -> list[np.ndarray]:
+    """Every frame of a video, read plainly in order by OpenCV, as RGB."""
     cap = cv2.VideoCapture(str(path))
     assert cap.isOpened(), path
     frames = []
@@ -50,7 +51,7 @@ def decoded(portraits, tmp_path_factory) -> dict[str, list[tuple[list[np.ndarray
     for label in ("real", "fake"):
         files = sorted((root / label).glob("*.mp4"))
         assert len(files) == 2, files
-        out[label] = [(frames, detector.detect(frames)) for frames in map(_decode, files)]
+        out[label] = [(frames, detector.detect(frames)) for frames in map(decode_all, files)]
     return out
 
 
@@ -88,7 +89,7 @@ def test_fake_faces_carry_resolution_mismatch(decoded):
 def test_same_seed_same_videos(portraits, tmp_path):
     def first_frame(root, seed):
         make_dataset(root, portraits, n_real=1, n_fake=1, seconds=1, fps=2, size=(128, 96), seed=seed)
-        return [_decode(root / label / f"{label}_000.mp4")[0].tobytes() for label in ("real", "fake")]
+        return [decode_all(root / label / f"{label}_000.mp4")[0].tobytes() for label in ("real", "fake")]
 
     a, b = first_frame(tmp_path / "a", 7), first_frame(tmp_path / "b", 7)
     assert a == b
