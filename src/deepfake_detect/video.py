@@ -227,13 +227,7 @@ def _count_frames(path: Path, limit: int, clock: _Clock) -> int:
     """Frames that really decode, for headers whose count is missing or impossible (at most `limit`)."""
     cap = _open(path)
     try:
-        n = 0
-        while n < limit:
-            clock.check()
-            if not cap.grab():
-                break
-            n += 1
-        return n
+        return _grab_to(cap, 0, limit, clock)
     finally:
         cap.release()
 

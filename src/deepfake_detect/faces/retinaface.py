@@ -56,7 +56,7 @@ class RetinaFaceDetector(FaceDetector):
         nms_threshold: IoU above which overlapping boxes are merged.
         batch_size: frames per ONNX call.
         threads: onnxruntime intra-op threads (None: half the CPU cores, at least one, which leaves
-            the others to decoding and embedding; on 2 cores one thread detected 1.5x faster than
+            the others to decoding and embedding; on 2 cores one thread detected faster than
             onnxruntime's default of all cores).
     """
 
