@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepfake_detect.datasets import discover, grouped_folds, official_split, train_test_split
+from deepfake_detect.datasets import discover, grouped_folds, grouped_split, official_split, train_test_split
 from deepfake_detect.errors import DatasetError
 
 
@@ -171,6 +171,16 @@ def test_grouped_folds_refuse_too_few_groups():
         grouped_folds(labels, groups, folds=1)
 
 
+def test_grouped_split_keeps_both_classes_on_both_sides():
+    groups = np.repeat(np.arange(4), [3, 2, 2, 1])
+    labels = np.isin(groups, [2, 3]).astype(int)  # each group one class: the first of the folds is all real
+    train, test = grouped_split(labels, groups, test_size=0.3, seed=0)
+    assert set(labels[train]) == set(labels[test]) == {0, 1}
+    assert not set(groups[train]) & set(groups[test])
+    with pytest.raises(DatasetError, match="keeps both classes on both sides"):
+        grouped_split(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1]))  # two groups, each one class
+
+
 def test_train_test_split_on_samples_is_grouped(tmp_path):
     touch(tmp_path, *(f"real/{i:03d}.mp4" for i in range(10)),
           *(f"fake/{i:03d}_{i + 1:03d}.mp4" for i in range(0, 10, 2)))
@@ -201,7 +211,7 @@ def test_official_faceforensics_split(tmp_path):
 def test_discovery_of_the_generated_dataset(dataset_dir):
     samples = discover(dataset_dir)
     assert Counter(s.label for s in samples) == {0: 6, 1: 6}
-    assert len({s.group for s in samples}) == 12
+    assert {s.group for s in samples} == {"portraits_0_1", "portraits_2_3"}  # its labels.csv: people swapped within
 
 
 def tfds_config(cls, **kwargs):
@@ -218,12 +228,12 @@ def test_tfds_folder_builder_on_the_generated_dataset(dataset_dir, tmp_path):
     data = tfds.data_source("deepfake_folder/small", data_dir=tmp_path, download=False)  # by name, offline
     examples = {split: [data[split][i] for i in range(len(data[split]))] for split in ("train", "test")}
     assert sum(map(len, examples.values())) == 24  # 12 videos, a face in each of 2 frames
-    assert len(examples["test"]) == 6
+    assert len(examples["test"]) == 8  # a whole group: the 4 videos of portraits 2 and 3
     groups = {split: {e["group"] for e in rows} for split, rows in examples.items()}
     assert not groups["train"] & groups["test"]
     first = examples["test"][0]
     assert first["image"].shape == (64, 64, 3) and first["image"].dtype == np.uint8 and first["image"].std() > 10
-    assert first["group"] == first["video"] and first["video"].decode().split("/")[0] in ("real", "fake")
+    assert first["group"] == b"portraits_2_3" and first["video"].decode().split("/")[0] in ("real", "fake")
     assert {e["label"] for rows in examples.values() for e in rows} == {0, 1}
 
 

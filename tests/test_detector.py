@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 
 import numpy as np
@@ -17,7 +18,7 @@ from .conftest import FFPP, require
 @pytest.fixture(scope="module")
 def fitted(dataset_dir, detector_config):
     detector = DeepfakeDetector(**detector_config)
-    history = detector.fit(dataset_dir, verbose=0)
+    history = detector.fit(dataset_dir, validation_split=0, verbose=0)  # all 12 videos: `held_out` tests it
     return detector, history
 
 
@@ -33,10 +34,34 @@ def test_fit_returns_keras_history_and_sets_learned_state(fitted):
     import keras
 
     assert isinstance(history, keras.callbacks.History)
-    assert "loss" in history.history and "val_loss" in history.history
+    assert "loss" in history.history and "val_loss" not in history.history
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert detector.n_features_in_ == 512
     assert detector.inputs_without_face_ == 0
+
+
+def test_fit_verbose_levels_write_to_stderr_only(dataset_dir, detector_config, capsys):
+    config = {**detector_config, "head": {"name": "logistic", "epochs": 3}}
+    seen = {}
+    for verbose in (0, 1, 2):
+        history = DeepfakeDetector(**config).fit(dataset_dir, verbose=verbose)
+        assert "val_loss" in history.history  # a grouped validation: one of its two groups of people
+        seen[verbose] = capsys.readouterr()
+    assert [seen[v].out for v in seen] == ["", "", ""]
+    assert seen[0].err == ""
+    summary = r"fit: trained on \d+ videos \(\d+ face frames\); validated on \d+ videos .*: video ROC AUC [01]\.\d{3}, accuracy"
+    assert re.search(summary, seen[1].err) and "extracting features" in seen[1].err
+    assert "Epoch" not in seen[1].err
+    assert seen[2].err.count("Epoch ") == 3 and re.search(summary, seen[2].err)
+
+
+def test_fit_on_a_tiny_dataset_trains_without_validation_and_warns(portraits, detector_config, tmp_path):
+    tiny = make_dataset(tmp_path, portraits, n_real=2, n_fake=2, seconds=1.0, fps=5.0)  # one group: portraits 0 and 1
+    detector = DeepfakeDetector(**detector_config)
+    with pytest.warns(UserWarning, match="training on all 4 videos, without validation"):
+        history = detector.fit(tiny, verbose=0)
+    assert "loss" in history.history and "val_loss" not in history.history
+    assert detector.predict_video(next((tiny / "fake").glob("*.mp4"))).label in ("real", "fake")
 
 
 def test_predict_video_reports_frames_boxes_and_timings(fitted, held_out):

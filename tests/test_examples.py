@@ -8,6 +8,7 @@ inputs) and lines its output must hold. A new example without an entry fails
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -26,7 +27,7 @@ TIMEOUT_S = 900
 @dataclass(frozen=True)
 class Inputs:
     """What an example may need: a small generated dataset (3 real and 3 fake videos, 2 s at
-    5 fps), the face photos, the MobileNet V1 0.5 weights file, and a fresh folder of its own."""
+    5 fps, in two groups of people), the face photos, the MobileNet V1 0.5 weights file, and a fresh folder of its own."""
 
     data: Path
     images: Path
@@ -38,16 +39,28 @@ class Inputs:
 class Run:
     args: Callable[[Inputs], list[str]]
     expect: tuple[str, ...]  # substrings of standard output
+    check: Callable[[subprocess.CompletedProcess], None] | None = None  # more asserts on the finished run
+
+
+def quickstart_convinces(result: subprocess.CompletedProcess) -> None:
+    """One summary line from `fit` (on stderr, as its progress), right verdicts on a real and a
+    fake held-out video, and a held-out video ROC AUC of at least 0.95."""
+    assert len(re.findall(r"^fit: trained on \d+ videos", result.stderr, re.M)) == 1
+    assert "Epoch" not in result.stderr + result.stdout
+    verdicts = re.findall(r"^held-out (real|fake)/\S+: (real|fake) \(p_fake", result.stdout, re.M)
+    assert sorted(verdicts) == [("fake", "fake"), ("real", "real")], verdicts
+    auc = float(re.search(r"held-out videos: video ROC AUC ([\d.]+)", result.stdout)[1])
+    assert auc >= 0.95, f"held-out video ROC AUC {auc}"
 
 
 EXAMPLES: dict[str, list[Run]] = {
     "quickstart.py": [
         Run(lambda i: ["--images", str(i.images), "--weights", str(i.weights), "--workdir", str(i.workdir)],
-            ("trained: final loss", "p_fake", "held-out videos:", "video: accuracy")),
+            ("generated", "held-out real/", "held-out fake/", "video ROC AUC"), quickstart_convinces),
     ],
     "paper_reproduction.py": [
-        Run(lambda i: ["--data", str(i.data), "--weights", str(i.weights), "--folds", "3"],
-            ("grouped 3-fold cross-validation", "frame accuracy", "(grouped: no video on both sides")),
+        Run(lambda i: ["--data", str(i.data), "--weights", str(i.weights), "--folds", "2"],
+            ("grouped 2-fold cross-validation", "frame accuracy", "(grouped: no video on both sides")),
         Run(lambda i: ["--data", str(i.data), "--weights", str(i.weights), "--folds", "3", "--protocol", "leaky"],
             ("WARNING: leaky protocol", "frame accuracy", "(LEAKY:")),
     ],
@@ -98,3 +111,8 @@ def test_example_runs(script, k, example_data, example_cache, tmp_path):
     assert result.returncode == 0, f"{script} exited with {result.returncode}{tail}"
     missing = [line for line in run.expect if line not in result.stdout]
     assert not missing, f"{script} did not print {missing}{tail}"
+    if run.check is not None:
+        try:
+            run.check(result)
+        except AssertionError as e:
+            raise AssertionError(f"{script}: {e}{tail}") from e

@@ -1,12 +1,17 @@
 """Tests for the synthetic deepfake dataset generator (real encoded videos, real face photos)."""
 
+import csv
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from deepfake_detect.datasets import discover
 from deepfake_detect.datasets.synthetic import load_portraits, make_dataset, make_video
+from deepfake_detect.evaluation import cross_validate
 from deepfake_detect.faces import RetinaFaceDetector
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
@@ -84,6 +89,54 @@ def test_fake_faces_carry_resolution_mismatch(decoded):
 
     real, fake = mean_sharpness("real"), mean_sharpness("fake")
     assert fake < 0.7 * real, f"fake face Laplacian variance {fake:.0f} not well below real {real:.0f}"
+
+
+def labels_csv(root: Path) -> list[dict]:
+    with open(root / "labels.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_identity_is_balanced_across_labels_and_grouped(portraits, tmp_path):
+    n = 2 * len(portraits)
+    root = make_dataset(tmp_path, portraits, n_real=n, n_fake=n, seconds=0.4, fps=5, size=(64, 64))
+    rows = labels_csv(root)
+    for role in ("target", "face"):  # whose head and background, whose face: each as often real as fake
+        real = Counter(r[role] for r in rows if r["label"] == "real")
+        fake = Counter(r[role] for r in rows if r["label"] == "fake")
+        assert real == fake == {str(p): 2 for p in range(len(portraits))}, role
+    assert all(r["target"] != r["face"] for r in rows if r["label"] == "fake")
+    group_of = {}
+    for r in rows:  # a portrait is in one group, with its fake partners
+        for p in (r["target"], r["face"]):
+            assert group_of.setdefault(p, r["group"]) == r["group"]
+    groups = {s.group: set() for s in discover(root)}
+    for s in discover(root):
+        groups[s.group].add(s.label)
+    assert len(groups) == len(portraits) // 2 and all(labels == {0, 1} for labels in groups.values())
+
+
+def test_identity_alone_does_not_beat_chance(portraits, weights, tmp_path):
+    """Fakes made without artefacts (plain videos of the person whose face they would paste
+    in): a head that can read identity (it tells the people apart when the labels follow
+    them) cannot tell these fakes from the reals, whether people are kept to one side of
+    the folds (the dataset's groups) or shared by them (one group per video)."""
+    root = make_dataset(tmp_path, portraits, n_real=8, n_fake=8, seconds=2, fps=5, artefacts=False)
+    config = {"sampler": {"name": "uniform", "n": 8},
+              "backbone": {"name": "mobilenet_v1", "alpha": 0.5, "input_size": 128, "weights": weights},
+              "head": {"name": "softmax", "steps": 500, "batch_size": 16}}
+    samples = discover(root)
+    per_video = [replace(s, group=s.path) for s in samples]
+    face = {str((root / r["path"]).resolve()): int(r["face"]) for r in labels_csv(root)}
+    by_person = [replace(s, label=int(face[s.path] % 2 == 0)) for s in per_video]
+
+    def auc(data, folds):
+        return cross_validate(config, data, folds=folds, verbose=0, bootstrap=0).video["roc_auc"]
+
+    assert auc(by_person, 4) >= 0.95  # identity is readable...
+    assert auc(per_video, 4) <= 0.65  # ...but says nothing about the label
+    groups = len({s.group for s in samples})
+    if groups > 1:  # one group where scikit-image's astronaut is missing (3 portraits, one cast)
+        assert auc(samples, groups) <= 0.65
 
 
 def test_same_seed_same_videos(portraits, tmp_path):

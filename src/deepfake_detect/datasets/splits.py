@@ -37,10 +37,13 @@ def grouped_folds(labels: np.ndarray, groups: np.ndarray, folds: int = 5,
 
 def grouped_split(labels: np.ndarray, groups: np.ndarray, test_size: float = 0.15,
                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, test) with every group on one side only, stratified by label.
+    """Indices (train, test) with every group on one side only, stratified by label, and
+    both classes on each side.
 
     Uses scikit-learn's `StratifiedGroupKFold` with about ``1 / test_size`` folds (fewer
-    where the smaller class has fewer inputs) and keeps one fold as the test side.
+    where there are fewer groups, or fewer inputs in the smaller class, so the test side
+    can be larger than asked) and keeps the first fold whose sides both hold both classes.
+    `DatasetError` where no fold does.
     """
     labels, groups = np.asarray(labels), np.asarray(groups)
     if not 0.0 < test_size < 1.0:
@@ -52,7 +55,11 @@ def grouped_split(labels: np.ndarray, groups: np.ndarray, test_size: float = 0.1
         raise DatasetError(f"a grouped split needs at least 2 groups and 2 inputs of each class; got {n_groups} "
                            f"groups, {smallest_class} input(s) in the smaller class. "
                            "Add data or set validation_split=0.")
-    return grouped_folds(labels, groups, n_splits, seed)[0]
+    for train, test in grouped_folds(labels, groups, n_splits, seed):
+        if len(np.unique(labels[train])) == 2 and len(np.unique(labels[test])) == 2:
+            return train, test
+    raise DatasetError(f"no grouped split of these {n_groups} groups keeps both classes on both sides; "
+                       "add data or set validation_split=0.")
 
 
 def train_test_split(samples: Sequence[Sample], test_size: float = 0.2,

@@ -4,10 +4,17 @@ Real videos show a portrait's face region moving smoothly over a seeded backgrou
 videos move the same way, but every frame's face is replaced by another portrait's face
 that carries the face-swap artefacts FaceForensics++ describes: a resolution mismatch
 (downscaled 3-5x, then upscaled), a colour shift, and a feathered elliptical blend seam.
+
+Identity says nothing about the label: the portraits form casts (consecutive pairs; an odd
+one joins the last cast), fakes swap faces within a cast, and reals and fakes cycle through
+the portraits alike, so each portrait is shown as often real as fake, as the target and as
+the pasted face. A cast's videos share a `group` (in ``labels.csv``), so no person is on
+both sides of a grouped split: only the artefacts separate the classes.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -140,16 +147,30 @@ def _frames(rng: np.random.Generator, portrait: np.ndarray, box: tuple, n: int, 
         yield frame
 
 
+def _casts(n: int) -> list[tuple[int, ...]]:
+    """Portraits 0..n-1 in casts: consecutive pairs, an odd one out joining the last."""
+    casts = [tuple(range(i, i + 2)) for i in range(0, n - n % 2, 2)]
+    return casts[:-1] + [casts[-1] + ((n - 1,) if n % 2 else ())]
+
+
 def make_dataset(root: str | os.PathLike, faces: Sequence[np.ndarray], n_real: int = 6, n_fake: int = 6,
                  seconds: float = 3.0, fps: float = 10.0, size: tuple[int, int] = (320, 240),
-                 seed: int = 0) -> Path:
-    """Writes `root/real/real_NNN.mp4` and `root/fake/fake_NNN.mp4`; returns `root`.
+                 seed: int = 0, artefacts: bool = True) -> Path:
+    """Writes `root/real/real_NNN.mp4`, `root/fake/fake_NNN.mp4` and `root/labels.csv`
+    (columns ``path,label,group,target,face``: the portraits whose head and whose face a
+    video shows, by index in `faces`); returns `root`.
+
+    Video i of each class shows portrait ``i % len(faces)``; fake i pastes
+    in the face of another portrait of its cast, a different one on each pass over the
+    portraits. With `n_real` and `n_fake` multiples of ``len(faces)``, every portrait is
+    equally often real, fake target and pasted face.
 
     Args:
-        faces: at least two RGB uint8 portraits, each with one clearly visible face; videos
-            cycle through them, and a fake's face comes from a different portrait.
+        faces: at least two RGB uint8 portraits, each with one clearly visible face.
         size: (width, height) of the frames, at least 64x64.
         seed: the same seed gives the same videos.
+        artefacts: False makes each fake a plain video of the portrait whose face it would
+            paste in, so only who is shown could tell the classes apart: a control for tests.
     """
     if n_real < 1 or n_fake < 1:
         raise ValueError(f"n_real and n_fake must be >= 1; got {n_real} and {n_fake}")
@@ -160,19 +181,30 @@ def make_dataset(root: str | os.PathLike, faces: Sequence[np.ndarray], n_real: i
     if len(faces) < 2:
         raise ValueError(f"faces must hold at least two portraits (fakes swap in another face); got {len(faces)}")
     boxes = [found[0] for found in _face_boxes(faces)]
+    casts = _casts(len(faces))
+    order = [(portrait, cast) for cast in casts for portrait in cast]
     n = max(round(seconds * fps), 1)
     rng = np.random.default_rng(seed)
     root = Path(root)
+    rows = []
     for label, count in (("real", n_real), ("fake", n_fake)):
         (root / label).mkdir(parents=True, exist_ok=True)
         for i in range(count):
-            target, swap = i % len(faces), None
+            target, cast = order[i % len(order)]
+            donor, swap = target, None
             if label == "fake":
-                donor = (target + 1 + int(rng.integers(len(faces) - 1))) % len(faces)
+                turn = 1 + (i // len(order)) % (len(cast) - 1)
+                donor = cast[(cast.index(target) + turn) % len(cast)]
                 shift = np.zeros(3, np.float32)
                 shift[rng.integers(3)] = rng.uniform(15, 25) * rng.choice([-1, 1])
-                source = _crop(faces[donor], boxes[donor], 0.0)[0]
-                swap = (source, rng.uniform(3, 5), shift)
-            frames = _frames(rng, faces[target], boxes[target], n, fps, tuple(size), swap)
-            make_video(root / label / f"{label}_{i:03d}.mp4", frames, fps)
+                swap = (_crop(faces[donor], boxes[donor], 0.0)[0], rng.uniform(3, 5), shift)
+            if artefacts:
+                frames = _frames(rng, faces[target], boxes[target], n, fps, tuple(size), swap)
+            else:
+                frames = _frames(rng, faces[donor], boxes[donor], n, fps, tuple(size), None)
+            name = f"{label}/{label}_{i:03d}.mp4"
+            make_video(root / name, frames, fps)
+            rows.append((name, label, "portraits_" + "_".join(map(str, cast)), target, donor))
+    with open(root / "labels.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("path", "label", "group", "target", "face"), *rows])
     return root
