@@ -231,6 +231,29 @@ def test_unreadable_inputs_raise_as_without_a_cache(parts, tmp_path):
     assert detector.extractor.cache.info()["entries"] == 0
 
 
+@needs_shared
+def test_cache_keys_do_not_change_by_accident():
+    """The keys of the default detector's entries, pinned: every user's cache is keyed by them, so
+    a refactor that changes one silently invalidates every cache. Change the pinned values only
+    with a change to what the stages compute (and say so in the changelog). The derivation is
+    spelled out: each key is the first 16 hex digits of the sha256 of the sorted-keys JSON of
+    the stage configs, the backbone's fingerprint naming its weights file by its sha256."""
+    import hashlib
+    import json
+
+    from deepfake_detect.digests import config_digest, file_sha256
+
+    detector = DeepfakeDetector(backbone={"name": "mobilenet_v1", "alpha": 0.5, "weights": str(WEIGHTS)}, cache=None)
+    extractor = detector.extractor
+    backbone = extractor.backbone
+    config = {k: v for k, v in backbone.get_config().items() if k not in ("weights", "fast_depthwise")}
+    by_hand = {"name": "mobilenet_v1", "config": config, "weights": "sha256:" + file_sha256(WEIGHTS)}
+    assert backbone.fingerprint == hashlib.sha256(json.dumps(by_hand, sort_keys=True).encode()).hexdigest()[:16]
+    assert extractor.fingerprint == config_digest(extractor.stages)
+    assert extractor.crops_fingerprint == config_digest(extractor.crop_stages)
+    assert (extractor.fingerprint, extractor.crops_fingerprint) == ("db638a2983672e87", "df044aad476d152f")
+
+
 # --- storage -----------------------------------------------------------------------------------
 def _features(seed: int, n: int = 3, d: int = 8) -> FaceFeatures:
     rng = np.random.default_rng(seed)

@@ -20,9 +20,9 @@ def enable_compilation_cache() -> None:
     if jax.config.jax_compilation_cache_dir:
         return
     if spec == "default":
-        from .cache import default_path
+        from .locations import cache_root
 
-        spec = str(default_path().parent / "jax")
+        spec = str(cache_root() / "jax")
     try:
         os.makedirs(spec, exist_ok=True)
     except OSError:  # a read-only home: compile every time, as without the cache

@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from .backbones.base import file_digest
+from .digests import file_sha256
 from .errors import CacheError
+from .locations import cache_root
 from .results import FaceFeatures
 
 ENV_VAR = "DEEPFAKE_DETECT_CACHE"
@@ -111,9 +112,8 @@ class _BadEntry(Exception):
 
 
 def default_path() -> Path:
-    """`$XDG_CACHE_HOME/deepfake_detect/features.sqlite`, else under `~/.cache`."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "deepfake_detect" / FILENAME
+    """`features.sqlite` in `cache_root()`: `$XDG_CACHE_HOME/deepfake_detect`, else under `~/.cache`."""
+    return cache_root() / FILENAME
 
 
 def open_cache(spec: str | os.PathLike | FeatureCache | None = "default") -> FeatureCache | None:
@@ -261,7 +261,7 @@ class FeatureCache:
                     out.append(row[5])
                     continue
                 started = time.time_ns()
-                digest = file_digest(key)
+                digest = file_sha256(key)
             except OSError:
                 out.append(None)
                 continue

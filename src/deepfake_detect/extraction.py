@@ -27,8 +27,6 @@ decode and detect + crop + embed, plus what does not overlap (the first frames o
 from __future__ import annotations
 
 import contextvars
-import hashlib
-import json
 import os
 import queue
 import threading
@@ -44,6 +42,7 @@ import numpy as np
 from . import video
 from .backbones import Backbone
 from .cache import CacheWriter, FaceCrops, FeatureCache, batched
+from .digests import config_digest
 from .faces import CropPolicy, FaceDetector
 from .results import FaceFeatures
 from .sampling import FrameSampler
@@ -89,11 +88,11 @@ class FeatureExtractor:
 
     @cached_property
     def fingerprint(self) -> str:
-        return _digest(self.stages)
+        return config_digest(self.stages)
 
     @cached_property
     def crops_fingerprint(self) -> str:
-        return _digest(self.crop_stages)
+        return config_digest(self.crop_stages)
 
     def extract(self, path: str | os.PathLike) -> tuple[FaceFeatures, dict[str, float]]:
         """The face features of one video or image, and the seconds spent per stage
@@ -500,7 +499,3 @@ def _route_warnings() -> None:
 def _timings() -> dict[str, float]:
     return {"decode": 0.0, "detect": 0.0, "crop": 0.0, "embed": 0.0}
 
-
-def _digest(stages: dict[str, Any]) -> str:
-    payload = json.dumps(stages, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
