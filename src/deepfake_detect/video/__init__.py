@@ -1,4 +1,4 @@
-"""Opening and reading videos and images with OpenCV: probing and sampled-frame iteration.
+"""The decode stage: opening videos and images, probing them, and reading their sampled frames.
 
 Frames come out as RGB uint8 arrays of shape (H, W, 3), whatever the file holds
 (grayscale, 16-bit, alpha, CMYK). Only the sampled frames are decoded to pixels: the others
@@ -87,14 +87,13 @@ def _resolve(decode_timeout: float | None, frame_budget: int | None) -> tuple[fl
     return float(timeout), int(budget)
 
 
-def check_reader(reader: object) -> str:
+def _resolve_reader(reader: object) -> str:
+    """The reader to use: the given one, checked, or the current default for None."""
+    if reader is None:
+        return _reader.get()
     if not isinstance(reader, str) or reader not in READERS:
         raise ValueError(f"reader must be one of {', '.join(repr(r) for r in READERS)}; got {reader!r}")
     return reader
-
-
-def _resolve_reader(reader: str | None) -> str:
-    return _reader.get() if reader is None else check_reader(reader)
 
 
 @contextmanager
