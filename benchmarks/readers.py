@@ -63,12 +63,11 @@ def h264(source: Path, gop: int, workdir: Path) -> Path:
 
 def decode(files: list[Path], sampler, reader: str) -> tuple[float, float]:
     """Wall and CPU seconds to read the sampled frames of `files` with `reader`."""
-    from deepfake_detect import readers
-    from deepfake_detect.video import sample_frames
+    from deepfake_detect.video import pyav, sample_frames
 
-    seek_cost = readers.SEEK_COST
+    seek_cost = pyav.SEEK_COST
     if reader == "pyav sequential":
-        readers.SEEK_COST = 10**12  # no seek ever pays
+        pyav.SEEK_COST = 10**12  # no seek ever pays
     try:
         wall, cpu = time.perf_counter(), time.process_time()
         for path in files:
@@ -76,7 +75,7 @@ def decode(files: list[Path], sampler, reader: str) -> tuple[float, float]:
                 pass
         return time.perf_counter() - wall, time.process_time() - cpu
     finally:
-        readers.SEEK_COST = seek_cost
+        pyav.SEEK_COST = seek_cost
 
 
 def main() -> None:

@@ -197,3 +197,5 @@ def test_compiled_backbones_are_kept_on_disk_for_the_next_process(weights, tmp_p
     assert _first_embed_in_a_fresh_process(weights, env) == str(tmp_path / "jax")
     assert any(name.startswith("jit_") for name in os.listdir(tmp_path / "jax"))  # the embedding's program
     assert _first_embed_in_a_fresh_process(weights, {**env, "DEEPFAKE_DETECT_JAX_CACHE": "none"}) == "None"
+    unset = {k: v for k, v in env.items() if k != "DEEPFAKE_DETECT_JAX_CACHE"}
+    assert _first_embed_in_a_fresh_process(weights, unset) == "None"  # opt-in: the user's JAX is left as it is

@@ -220,6 +220,21 @@ def test_every_upstream_stage_keys_the_entries(dataset, parts, calls, tmp_path):
 
 
 @needs_shared
+def test_prediction_may_keep_the_face_crops_out_of_the_cache(dataset, parts, calls, tmp_path):
+    cache = FeatureCache(tmp_path / "cache.sqlite")
+    clip = dataset / "fake" / "fake1.mp4"
+    predicting = calls.watch(_detector(parts, cache))
+    predicting.extractor.extract(clip, store_crops=False)
+    assert calls.take() == {"decode": 1, "detect": 1, "embed": 1}
+    assert [v["kind"] for v in cache.info()["fingerprints"].values()] == ["features"]  # no crops stored
+    predicting.extractor.extract(clip, store_crops=False)
+    assert calls.take() == NONE  # the features serve the next prediction
+    fitting = calls.watch(_detector(parts, cache, crop={"margin": 1.6}))
+    fitting.extractor.extract(clip)  # as fit and extract do: the crops are kept, for fine-tuning
+    assert sorted(v["kind"] for v in cache.info()["fingerprints"].values()) == ["crops", "features", "features"]
+
+
+@needs_shared
 def test_unreadable_inputs_raise_as_without_a_cache(parts, tmp_path):
     from deepfake_detect.errors import VideoReadError
 
@@ -229,6 +244,29 @@ def test_unreadable_inputs_raise_as_without_a_cache(parts, tmp_path):
         with pytest.raises(VideoReadError):
             detector.extractor.extract(path)
     assert detector.extractor.cache.info()["entries"] == 0
+
+
+@needs_shared
+def test_cache_keys_do_not_change_by_accident():
+    """The keys of the default detector's entries, pinned: every user's cache is keyed by them, so
+    a refactor that changes one silently invalidates every cache. Change the pinned values only
+    with a change to what the stages compute (and say so in the changelog). The derivation is
+    spelled out: each key is the first 16 hex digits of the sha256 of the sorted-keys JSON of
+    the stage configs, the backbone's fingerprint naming its weights file by its sha256."""
+    import hashlib
+    import json
+
+    from deepfake_detect.digests import config_digest, file_sha256
+
+    detector = DeepfakeDetector(backbone={"name": "mobilenet_v1", "alpha": 0.5, "weights": str(WEIGHTS)}, cache=None)
+    extractor = detector.extractor
+    backbone = extractor.backbone
+    config = {k: v for k, v in backbone.get_config().items() if k not in ("weights", "fast_depthwise")}
+    by_hand = {"name": "mobilenet_v1", "config": config, "weights": "sha256:" + file_sha256(WEIGHTS)}
+    assert backbone.fingerprint == hashlib.sha256(json.dumps(by_hand, sort_keys=True).encode()).hexdigest()[:16]
+    assert extractor.fingerprint == config_digest(extractor.stages)
+    assert extractor.crops_fingerprint == config_digest(extractor.crop_stages)
+    assert (extractor.fingerprint, extractor.crops_fingerprint) == ("db638a2983672e87", "df044aad476d152f")
 
 
 # --- storage -----------------------------------------------------------------------------------
@@ -325,6 +363,39 @@ def test_info_prune_clear_and_streaming(tmp_path):
     assert cache.prune(max_bytes=2 * per_entry) == 2 and cache.info()["entries"] == 2
     cache.clear()
     assert cache.info()["entries"] == 0 and cache.info()["fingerprints"] == {}
+
+
+def test_clear_leaves_nothing_of_what_was_stored(tmp_path, monkeypatch):
+    from deepfake_detect.results import FaceCrops
+
+    cache = FeatureCache(tmp_path / "cache.sqlite")
+    cache._db().execute("PRAGMA secure_delete=OFF")  # as SQLite builds without SQLITE_SECURE_DELETE delete
+    monkeypatch.setattr("deepfake_detect.cache.RACY_NS", -10**18)  # files just written: their paths recorded too
+    paths = [tmp_path / f"a-private-video-name-{i:03d}.mp4" for i in range(100)]
+    for path in paths:
+        path.write_bytes(os.urandom(100))
+    digests = cache.digests(paths)
+    pattern = b"PRIVATE-FACE-CROP"
+    pixels = np.frombuffer((pattern * 800)[:4 * 32 * 32 * 3], np.uint8).reshape(4, 32, 32, 3)
+    idx = np.arange(4, dtype=np.int64)
+    crops = FaceCrops(idx, idx / 25.0, np.zeros((4, 4), np.float32), np.ones(4, np.float32), pixels, 4)
+    with cache.writer() as writer:
+        for digest in digests[:50]:
+            writer.put_crops(digest, "crops-fp", crops, stages={"sampler": "secret-stage"})
+            writer.put_features(digest, "features-fp", _features(1), stages={"backbone": "x"})
+
+    def stored() -> bytes:
+        return b"".join(p.read_bytes() for p in (cache.path, *(cache.path.with_name(cache.path.name + s)
+                                                                 for s in ("-wal", "-shm"))) if p.exists())
+
+    markers = (pattern, b"a-private-video-name", b"secret-stage", digests[0].encode())
+    assert all(marker in stored() for marker in markers)
+    cache.clear()
+    assert not [marker for marker in markers if marker in stored()]  # in the file, its log and its index
+    assert cache.info()["entries"] == 0 and cache.info()["fingerprints"] == {}
+    assert cache.get_crops(digests, "crops-fp") == {}
+    cache.put_features(digests[0], "features-fp", _features(1))  # still a working cache
+    assert _same(cache.get_features([digests[0]], "features-fp")[digests[0]], _features(1))
 
 
 def test_a_changed_file_is_hashed_again(tmp_path):

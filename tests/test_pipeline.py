@@ -159,6 +159,22 @@ def test_overlap_keeps_the_cache_semantics(videos, backbone, retinaface, tmp_pat
     assert all(t["decode"] == t["detect"] == 0 for _, t in embedded if "decode" in t)
 
 
+def test_the_cache_is_asked_once_per_batch_not_once_per_input(videos, backbone, retinaface, tmp_path, monkeypatch):
+    cache = FeatureCache(tmp_path / "cache.sqlite")
+    list(extractor(backbone, retinaface, prefetch=2, cache=cache).extract_many(videos[:4]))
+    reads = []
+    for name in ("digests", "get_features", "get_crops"):
+        real = getattr(cache, name)
+        monkeypatch.setattr(cache, name, lambda *a, _real=real, _name=name, **k: reads.append(_name) or _real(*a, **k))
+    other = extractor(backbone, retinaface, prefetch=2, cache=cache)
+    other.fingerprint = "another-backbone"  # the crops of all 4 are cached: embedding only
+    assert len(list(other.extract_many(videos[:4]))) == 4
+    assert reads == ["digests", "get_features", "get_crops"]  # one trip for the 4 inputs
+    reads.clear()
+    assert len(list(other.extract_many(videos[:4], batch=3))) == 4  # now features hits: no crops read
+    assert reads == ["digests", "get_features", "get_crops"] * 2
+
+
 # --- errors, warnings, limits ---------------------------------------------------------------------
 def test_reading_errors_from_the_decoding_thread_reach_the_caller_unchanged(videos, backbone, retinaface, tmp_path):
     garbage = tmp_path / "garbage.mp4"

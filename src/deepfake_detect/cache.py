@@ -9,6 +9,11 @@ values are never served. Two kinds of entries are kept:
 - ``crops``: the same per-frame data with the uint8 face crops, keyed by the stages up to
   the backbone, so a new backbone reuses decoding and face detection.
 
+Beside them it records the absolute path, size and timestamps of each file it hashed, so an
+unchanged file is not hashed again, and the stage configs each fingerprint stands for.
+`lookup` answers for a batch of inputs in one trip (features, else crops, else a miss);
+`clear` removes everything, leaving nothing of it in the file or its side files.
+
 The file is in WAL mode: several processes may read and fill it at once, and a process
 killed mid-write loses only its uncommitted transaction. Every row carries a checksum of
 its blobs; a row whose checksum or shape does not match is never returned, and `verify`
@@ -33,9 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from .backbones.base import file_digest
+from .digests import file_sha256
 from .errors import CacheError
-from .results import FaceFeatures
+from .locations import cache_root
+from .results import FaceCrops, FaceFeatures
 
 ENV_VAR = "DEEPFAKE_DETECT_CACHE"
 FILENAME = "features.sqlite"
@@ -84,26 +90,19 @@ _COLUMNS = ("kind, digest, fingerprint, frames_sampled, frame_indices, times, bo
 _READ = "digest, frames_sampled, frame_indices, times, boxes, scores, array, dtype, shape, checksum, used"
 
 
-@dataclass(frozen=True)
-class FaceCrops:
-    """The face crops of one input, one per frame with a face: what the backbone embeds.
-
-    Aligned like `FaceFeatures`, with `crops` (N, S, S, 3) RGB uint8 in place of features.
-    """
-
-    frame_indices: np.ndarray
-    times: np.ndarray
-    boxes: np.ndarray
-    scores: np.ndarray
-    crops: np.ndarray
-    frames_sampled: int
-
-    def __len__(self) -> int:
-        return int(self.frame_indices.shape[0])
-
-
 Record = FaceFeatures | FaceCrops
 _KINDS: dict[str, tuple[type, str]] = {"features": (FaceFeatures, "features"), "crops": (FaceCrops, "crops")}
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the cache holds for one input (`FeatureCache.lookup`): its features (a hit), else
+    its face crops (only embedding is left), else neither (a miss). `digest` is None for a
+    file that cannot be read."""
+
+    digest: str | None
+    features: FaceFeatures | None = None
+    crops: FaceCrops | None = None
 
 
 class _BadEntry(Exception):
@@ -111,9 +110,8 @@ class _BadEntry(Exception):
 
 
 def default_path() -> Path:
-    """`$XDG_CACHE_HOME/deepfake_detect/features.sqlite`, else under `~/.cache`."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "deepfake_detect" / FILENAME
+    """`features.sqlite` in `cache_root()`: `$XDG_CACHE_HOME/deepfake_detect`, else under `~/.cache`."""
+    return cache_root() / FILENAME
 
 
 def open_cache(spec: str | os.PathLike | FeatureCache | None = "default") -> FeatureCache | None:
@@ -261,7 +259,7 @@ class FeatureCache:
                     out.append(row[5])
                     continue
                 started = time.time_ns()
-                digest = file_digest(key)
+                digest = file_sha256(key)
             except OSError:
                 out.append(None)
                 continue
@@ -274,6 +272,15 @@ class FeatureCache:
         return out
 
     # --- reads ---------------------------------------------------------------------------
+    def lookup(self, paths: Sequence[str | os.PathLike], fingerprint: str,
+               crops_fingerprint: str) -> list[Found]:
+        """What is stored for each of `paths`, in one trip: the features computed by
+        `fingerprint` where there are, else the crops cut by `crops_fingerprint`."""
+        digests = self.digests(paths)
+        features = self.get_features([d for d in digests if d], fingerprint)
+        crops = self.get_crops([d for d in digests if d and d not in features], crops_fingerprint)
+        return [Found(d, features.get(d), crops.get(d)) if d else Found(None) for d in digests]
+
     def get_features(self, digests: Iterable[str], fingerprint: str) -> dict[str, FaceFeatures]:
         """The stored features of those `digests` computed by `fingerprint`; misses are absent."""
         return self._get("features", digests, fingerprint)
@@ -389,11 +396,23 @@ class FeatureCache:
         return removed
 
     def clear(self) -> None:
-        """Remove every entry and every recorded file digest."""
-        with self._write("clearing") as db:
-            for table in ("entries", "fingerprints", "files"):
-                db.execute(f"DELETE FROM {table}")
-        self._compact()
+        """Remove everything: every entry, fingerprint description and recorded file path and
+        digest. Freed pages are overwritten with zeros, the file is rebuilt without them
+        (VACUUM) and the write-ahead log is emptied, so no stored crop, feature or path is left
+        in the file or its side files."""
+        with self._lock, self._errors("clearing"):
+            db = self._db()
+            db.execute("PRAGMA secure_delete=ON")
+            try:
+                with _transaction(db):
+                    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                                       "AND name NOT LIKE 'sqlite_%'").fetchall()]
+                    for table in tables:
+                        db.execute(f'DELETE FROM "{table}"')
+                db.execute("VACUUM")
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                db.execute("PRAGMA secure_delete=OFF")
 
     def verify(self, drop: bool = False) -> list[str]:
         """Keys (``kind:fingerprint:digest``) of entries whose checksum, dtype or shape does

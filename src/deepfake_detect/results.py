@@ -64,6 +64,24 @@ class FaceFeatures:
 
 
 @dataclass(frozen=True)
+class FaceCrops:
+    """The face crops of one input, one per frame with a face: what the backbone embeds.
+
+    Aligned like `FaceFeatures`, with `crops` (N, S, S, 3) RGB uint8 in place of features.
+    """
+
+    frame_indices: np.ndarray
+    times: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    crops: np.ndarray
+    frames_sampled: int
+
+    def __len__(self) -> int:
+        return int(self.frame_indices.shape[0])
+
+
+@dataclass(frozen=True)
 class FramePrediction:
     """One sampled frame's verdict."""
 

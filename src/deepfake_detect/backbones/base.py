@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections import deque
 from collections.abc import Callable
@@ -12,16 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from ..digests import config_digest, file_sha256
 from ..registry import Configurable, Registry
-
-
-def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Backbone(Configurable):
@@ -105,7 +96,7 @@ class Backbone(Configurable):
                 h.update(np.ascontiguousarray(w).tobytes())
             return "values:" + h.hexdigest()
         if os.path.isfile(str(self.weights)):
-            return "sha256:" + file_digest(self.weights)
+            return "sha256:" + file_sha256(self.weights)
         import keras
 
         return f"keras:{self.weights}:{keras.__version__}"
@@ -114,9 +105,7 @@ class Backbone(Configurable):
     def fingerprint(self) -> str:
         """Identifies the features this backbone computes: name, config and weights."""
         config = {k: v for k, v in self.get_config().items() if k not in ("weights", *self.non_semantic)}
-        payload = json.dumps({"name": self.registry_name, "config": config, "weights": self.weights_digest()},
-                             sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return config_digest({"name": self.registry_name, "config": config, "weights": self.weights_digest()})
 
 
 def _first_rows(features, n: int) -> np.ndarray:

@@ -24,7 +24,6 @@ Files with the same bytes under two names are counted once, with a warning.
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import re
 import warnings
@@ -33,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..digests import file_sha256
 from ..errors import DatasetError
 from ..video import is_media
 
@@ -182,7 +182,7 @@ def _without_duplicates(found: list[_Found]) -> list[_Found]:
     for same_size in by_size.values():
         first: dict[str, _Found] = {}
         for f in same_size if len(same_size) > 1 else ():
-            kept = first.setdefault(_digest(f.path), f)
+            kept = first.setdefault(file_sha256(f.path), f)
             if kept is not f:
                 if kept.label != f.label:
                     raise DatasetError(f"{kept.path} and {f.path} hold the same bytes but are labelled "
@@ -195,14 +195,6 @@ def _without_duplicates(found: list[_Found]) -> list[_Found]:
         gone = {id(f) for f, _ in dropped}
         found = [f for f in found if id(f) not in gone]
     return found
-
-
-def _digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def ffpp_ids(stem: str) -> tuple[list[str], str]:

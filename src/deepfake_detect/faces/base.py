@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 
 import numpy as np
 
+from ..digests import config_digest
 from ..registry import Configurable, Registry
 from ..results import FaceBox
 
@@ -37,9 +36,7 @@ class FaceDetector(Configurable):
     def fingerprint(self) -> str:
         """Identifies what this detector outputs: its name, config and model digest."""
         config = {k: v for k, v in self.get_config().items() if k not in self.non_semantic}
-        payload = json.dumps({"name": self.registry_name, "config": config, "model": self.model_digest()},
-                             sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return config_digest({"name": self.registry_name, "config": config, "model": self.model_digest()})
 
 
 def check_detection_args(detection_size: object, score_threshold: object, nms_threshold: object,

@@ -1,14 +1,14 @@
-"""Reading sampled frames with PyAV (FFmpeg's Python binding), and choosing a reader per file.
+"""The PyAV reader (FFmpeg's Python binding): sampled frames, seeking to keyframes where that saves decoding.
 
-`deepfake_detect.video` reads with OpenCV or with PyAV; both give the same stream of
-``(frame_index, rgb_frame)``: an index is a frame's position among the frames the decoder
-presents (OpenCV's `grab()` count), and the pixels are OpenCV's (PyAV converts with the same
-swscale call as OpenCV's FFmpeg backend, BGR24 bicubic, then `cv2.cvtColor`; rotation
-metadata is applied as OpenCV applies it).
+It gives the stream of ``(frame_index, rgb_frame)`` that the OpenCV reader (`.opencv`) gives:
+an index is a frame's position among the frames the decoder presents (OpenCV's `grab()`
+count), and the pixels are OpenCV's (PyAV converts with the same swscale call as OpenCV's
+FFmpeg backend, BGR24 bicubic, then `cv2.cvtColor`; rotation metadata is applied as OpenCV
+applies it).
 
 PyAV's gain is seeking. Its demuxer gives, without decoding, each packet's timestamp and
-whether it is a keyframe (`scan`); where sampled frames lie further apart than keyframes do,
-it seeks to the last clean keyframe before the next sampled frame instead of decoding every
+whether it is a keyframe (`Source.scan`); where sampled frames lie further apart than keyframes
+do, it seeks to the last clean keyframe before the next sampled frame instead of decoding every
 frame in between (OpenCV's `grab()` decodes them all). A clean keyframe is one that starts a
 closed group of pictures: every packet before it in decode order is presented before it, and
 every one after it, after it (no open-GOP leading pictures), so decoding from it gives exactly
@@ -16,19 +16,14 @@ the frames from its index on. After a seek each frame's timestamp is checked aga
 scanned table; any mismatch restarts the read from the beginning, decoding sequentially.
 
 Decoding one frame costs PyAV what it costs OpenCV (the same FFmpeg decoders): reading
-sequentially gains nothing, so `choose` picks PyAV only where seeking saves decoding (see
-`AUTO_MIN_PIXELS`, `AUTO_MAX_RATIO`, `AUTO_MIN_SAVED`), and only where PyAV's FFmpeg is of the
-same major releases as OpenCV's (`same_ffmpeg`), so that the pixels are the same; see
-docs/concepts.md for the measurements.
+sequentially gains nothing; `.auto` decides where seeking pays.
 """
 
 from __future__ import annotations
 
 import bisect
-import functools
 import logging
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,12 +32,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import VideoReadError
+from ..errors import VideoReadError
 
-log = logging.getLogger("deepfake_detect.video")
-
-#: The readers `sample_frames` accepts: "auto" chooses one per file.
-READERS = ("auto", "pyav", "opencv")
+log = logging.getLogger(__name__)
 
 #: Decoding a frame after a seek costs about this many frames' decoding more than decoding on
 #: (the decoder is flushed and its threads restarted; the keyframe itself costs more than most
@@ -54,21 +46,6 @@ SEEK_COST = 6
 _SCAN_MARGIN = 64
 #: Consecutive packets that fail to decode before the stream counts as ended.
 _MAX_BAD_PACKETS = 64
-
-#: "auto" tries PyAV only where OpenCV would decode at least this many pixels (frames x width
-#: x height: about 100 frames of 640x480); below, PyAV's opening and scanning cost more than
-#: seeking can save.
-AUTO_MIN_PIXELS = 30_000_000
-#: "auto" reads with PyAV where its planned decoding (seeks counted as `SEEK_COST` frames) is at
-#: most this fraction of OpenCV's, and saves at least `AUTO_MIN_SAVED` frames.
-AUTO_MAX_RATIO = 0.75
-AUTO_MIN_SAVED = 16
-
-
-def check_reader(reader: object) -> str:
-    if not isinstance(reader, str) or reader not in READERS:
-        raise ValueError(f"reader must be one of {', '.join(repr(r) for r in READERS)}; got {reader!r}")
-    return reader
 
 
 def import_av():
@@ -84,24 +61,6 @@ def import_av():
         log.debug("PyAV %s is too old (reader='pyav' needs av>=15): reading with OpenCV", av.__version__)
         return None
     return av
-
-
-@functools.cache
-def opencv_ffmpeg() -> dict[str, int]:
-    """The major versions of the FFmpeg libraries OpenCV's video I/O was built with ({} where
-    it has no FFmpeg backend)."""
-    info = cv2.getBuildInformation()
-    found = {lib: re.search(rf"\b{lib}:\s+YES \((\d+)\.\d+\.\d+\)", info) for lib in ("avcodec", "swscale")}
-    return {lib: int(m.group(1)) for lib, m in found.items() if m}
-
-
-def same_ffmpeg(av) -> bool:
-    """Whether PyAV's FFmpeg is of the same major releases (libavcodec, libswscale) as OpenCV's:
-    then both decode and convert alike (checked bit for bit by tests/test_readers.py), and
-    "auto" may read a file with either."""
-    theirs = opencv_ffmpeg()
-    ours = {lib: av.library_versions.get(f"lib{lib}", (None,))[0] for lib in ("avcodec", "swscale")}
-    return bool(theirs) and theirs == ours
 
 
 class PyAVFailed(Exception):
@@ -135,7 +94,6 @@ class Table:
         return len(self.pts)
 
 
-
 def seek_target(keys: list[int] | None, index: int, position: int) -> int | None:
     """The clean keyframe to seek to before decoding frame `index` from `position` (the next
     frame the decoder would present), or None where decoding on is cheaper."""
@@ -155,16 +113,6 @@ def planned_work(wanted: list[int], keys: list[int] | None) -> int:
         work += w - position + 1 if key is None else SEEK_COST + w - key + 1
         position = w + 1
     return work
-
-
-def opencv_work(wanted: list[int], frame_count: int, check_tail: bool, tail: int) -> int:
-    """Frames OpenCV's reader decodes for `wanted` (it grabs every frame up to the last one)."""
-    if not wanted:
-        return 0
-    end = wanted[-1] + 1
-    if check_tail and frame_count - end <= tail:
-        end = frame_count + 1
-    return end
 
 
 def to_rgb(frame: Any) -> np.ndarray:
@@ -388,52 +336,3 @@ def _read(source: Source, wanted: np.ndarray, frame_count: int, clock, check_tai
         longer = not ended and next(frames, None) is not None
     frames.close()
     return position, progress.yielded, ended, longer
-
-
-def choose(path: Path, wanted: np.ndarray, frame_count: int, width: int, height: int, clock, check_tail: bool,
-           tail: int) -> Source | None:
-    """For reader="auto": an opened and scanned PyAV `Source` where reading with it is planned
-    to decode enough fewer frames than OpenCV would, else None (read with OpenCV). Never
-    raises for PyAV's sake (only `VideoReadError` of the clock)."""
-    if len(wanted) == 0:
-        return None
-    wanted_list = wanted[:4096].tolist()  # a lying header may ask for millions: the first ones decide
-    cv_work = opencv_work(wanted_list, frame_count, check_tail, tail)
-    if cv_work * max(width, 1) * max(height, 1) < AUTO_MIN_PIXELS:
-        log.debug("%s: reading with OpenCV: too little to decode for PyAV to pay (%d frames)", path, cv_work)
-        return None
-    if max(b - a - 1 for a, b in zip([-1, *wanted_list], wanted_list)) <= SEEK_COST:
-        log.debug("%s: reading with OpenCV: the sampled frames are too close together for a seek to pay", path)
-        return None
-    av = import_av()
-    if av is None:
-        return None
-    if not same_ffmpeg(av):
-        log.debug("%s: reading with OpenCV: PyAV's FFmpeg (%s) is not of OpenCV's major releases (%s), so its "
-                  "pixels might differ", path, av.library_versions, opencv_ffmpeg())
-        return None
-    source = None
-    try:
-        source = Source(av, path, clock)
-        table = source.scan(int(wanted_list[-1]))
-        if table is None:
-            why = "its packets lack distinct timestamps"
-        elif table.complete and len(table) != frame_count:
-            why = f"its demuxer finds {len(table)} frames where its header says {frame_count}"
-        else:
-            av_work = planned_work(wanted_list, table.keys) + (cv_work - wanted_list[-1] - 1)
-            if av_work <= AUTO_MAX_RATIO * cv_work and cv_work - av_work >= AUTO_MIN_SAVED:
-                log.debug("%s: reading with PyAV, seeking: about %d frames to decode instead of %d",
-                          path, av_work, cv_work)
-                return source
-            why = f"seeking saves too little ({av_work} frames to decode instead of {cv_work})"
-    except VideoReadError:
-        if source is not None:
-            source.close()
-        raise
-    except Exception as e:  # PyAVFailed, or anything else PyAV raises: OpenCV reads it
-        why = f"PyAV fails on it ({e})"
-    if source is not None:
-        source.close()
-    log.debug("%s: reading with OpenCV: %s", path, why)
-    return None

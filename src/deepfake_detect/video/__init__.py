@@ -1,4 +1,4 @@
-"""Opening and reading videos and images with OpenCV: probing and sampled-frame iteration.
+"""The decode stage: opening videos and images, probing them, and reading their sampled frames.
 
 Frames come out as RGB uint8 arrays of shape (H, W, 3), whatever the file holds
 (grayscale, 16-bit, alpha, CMYK). Only the sampled frames are decoded to pixels: the others
@@ -19,22 +19,21 @@ Hostile or broken files are bounded in time and memory:
   runs (as `DeepfakeDetector.predict_video(decode_timeout=...)` does), so a limit reaches
   the reader without every layer in between passing it on.
 
-Two readers decode: OpenCV (`cv2.VideoCapture`) and PyAV (`av`, in `.readers`). They give the
-same indices and the same pixels; PyAV can seek to a keyframe where sampled frames lie further
-apart than keyframes, where OpenCV decodes every frame in between. ``reader="auto"`` (the
-default; `sample_frames(reader=...)` or `decode_limits(reader=...)`) reads a file with PyAV
-where that is planned to save decoding, and with OpenCV otherwise, where `av` is not
-importable, or where PyAV fails on the file (silently: a debug log on the
-"deepfake_detect.video" logger says why).
+Two readers decode, one module each: OpenCV (`.opencv`, `cv2.VideoCapture`) and PyAV
+(`.pyav`, `av`). They give the same indices and the same pixels; PyAV can seek to a keyframe
+where sampled frames lie further apart than keyframes, where OpenCV decodes every frame in
+between. ``reader="auto"`` (the default; `sample_frames(reader=...)` or
+`decode_limits(reader=...)`) reads a file with PyAV where that is planned to save decoding, and
+with OpenCV otherwise, where `av` is not importable, or where PyAV fails on the file (silently:
+a debug log on the "deepfake_detect.video.auto" logger says why); `.auto` decides. `.prefetch`
+decodes in a background thread, ahead of the caller.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -44,10 +43,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import readers
-from .errors import VideoReadError
-from .readers import READERS, check_reader  # noqa: F401  (READERS: re-exported)
-from .sampling import FrameSampler
+from ..errors import VideoReadError
+from ..sampling import FrameSampler
+from . import auto, opencv, pyav
+from .notices import VideoWarning, warn
+from .opencv import to_rgb8
+
+__all__ = ["DEFAULT_DECODE_TIMEOUT", "DEFAULT_FRAME_BUDGET", "DEFAULT_READER", "IMAGE_EXTENSIONS", "READERS",
+           "VIDEO_EXTENSIONS", "VideoInfo", "VideoWarning", "decode_limits", "is_image", "is_media", "probe",
+           "read_image", "sample_frames", "to_rgb8"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
@@ -60,17 +64,14 @@ DEFAULT_FRAME_BUDGET = 200_000
 #: Frames read past the last sampled one to check that the stream ends where its header says.
 _TAIL_CHECK = 32
 
+#: The readers `sample_frames` accepts: "auto" chooses one per file.
+READERS = ("auto", "pyav", "opencv")
 #: The reader used by default: "auto" (PyAV where it saves decoding, else OpenCV), "pyav" or "opencv".
 DEFAULT_READER = "auto"
 
 _limits: ContextVar[tuple[float, int]] = ContextVar("deepfake_detect_decode_limits",
                                                     default=(DEFAULT_DECODE_TIMEOUT, DEFAULT_FRAME_BUDGET))
 _reader: ContextVar[str] = ContextVar("deepfake_detect_reader", default=DEFAULT_READER)
-log = logging.getLogger("deepfake_detect.video")
-
-
-class VideoWarning(UserWarning):
-    """A video was read, but not all of it as its header says (truncated, or a lying header)."""
 
 
 def _resolve(decode_timeout: float | None, frame_budget: int | None) -> tuple[float, int]:
@@ -86,8 +87,13 @@ def _resolve(decode_timeout: float | None, frame_budget: int | None) -> tuple[fl
     return float(timeout), int(budget)
 
 
-def _resolve_reader(reader: str | None) -> str:
-    return _reader.get() if reader is None else check_reader(reader)
+def _resolve_reader(reader: object) -> str:
+    """The reader to use: the given one, checked, or the current default for None."""
+    if reader is None:
+        return _reader.get()
+    if not isinstance(reader, str) or reader not in READERS:
+        raise ValueError(f"reader must be one of {', '.join(repr(r) for r in READERS)}; got {reader!r}")
+    return reader
 
 
 @contextmanager
@@ -160,22 +166,6 @@ def _check_file(path: str | os.PathLike) -> Path:
     return p
 
 
-def to_rgb8(image: np.ndarray) -> np.ndarray:
-    """Any OpenCV image (BGR, BGRA, grayscale; 8 or 16 bit; float) as RGB uint8 (H, W, 3)."""
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = np.clip(image.astype(np.float64) * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    channels = image.shape[2]
-    if channels == 1:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if channels == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """An image file as RGB uint8 (H, W, 3); `VideoReadError` if it cannot be decoded."""
     p = _check_file(path)
@@ -186,23 +176,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return to_rgb8(image)
 
 
-def _open(path: Path) -> cv2.VideoCapture:
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        cap.release()
-        raise VideoReadError(
-            f"{path}: OpenCV cannot open it as a video (corrupt, truncated, or not a video despite its name)."
-        )
-    return cap
-
-
-def _header_number(value: float, integer: bool) -> float:
-    """A header field as OpenCV reports it; NaN, infinite or negative counts read as 0 (unknown)."""
-    if not integer:
-        return float(value)
-    return int(value) if math.isfinite(value) and value > 0 else 0
-
-
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Frame count, fps and size of a video or image, as the file's header says (a count or
     size the header does not give, or gives as NaN or negative, is 0)."""
@@ -210,26 +183,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     if is_image(p):
         h, w = read_image(p).shape[:2]
         return VideoInfo(str(p), 1, 0.0, w, h)
-    cap = _open(p)
-    try:
-        return VideoInfo(
-            str(p),
-            _header_number(cap.get(cv2.CAP_PROP_FRAME_COUNT), True),
-            _header_number(cap.get(cv2.CAP_PROP_FPS), False),
-            _header_number(cap.get(cv2.CAP_PROP_FRAME_WIDTH), True),
-            _header_number(cap.get(cv2.CAP_PROP_FRAME_HEIGHT), True),
-        )
-    finally:
-        cap.release()
-
-
-def _count_frames(path: Path, limit: int, clock: _Clock) -> int:
-    """Frames that really decode, for headers whose count is missing or impossible (at most `limit`)."""
-    cap = _open(path)
-    try:
-        return _grab_to(cap, 0, limit, clock)
-    finally:
-        cap.release()
+    return VideoInfo(str(p), *opencv.header(p))
 
 
 def sample_frames(
@@ -261,16 +215,16 @@ def sample_frames(
     frame_count = info.frame_count
     header_count = frame_count
     if frame_count <= 0 or frame_count > p.stat().st_size:  # every frame takes at least a byte
-        frame_count = _count_frames(p, budget, clock)
+        frame_count = opencv.count_frames(p, budget, clock)
         info = VideoInfo(info.path, frame_count, info.fps, info.width, info.height)
         if frame_count == 0:
             raise VideoReadError(f"{p}: the video holds no decodable frame (empty or corrupt stream).")
         if frame_count == budget:
-            warnings.warn(f"{p}: its header gives {'no' if header_count <= 0 else 'an impossible'} frame count "
-                          f"({header_count}); only its first {budget} frames (frame_budget) were counted and sampled.",
-                          VideoWarning, stacklevel=2)
+            warn(f"{p}: its header gives {'no' if header_count <= 0 else 'an impossible'} frame count "
+                 f"({header_count}); only its first {budget} frames (frame_budget) were counted and sampled.",
+                 stacklevel=2)
     wanted = sampler.indices(frame_count, info.fps)
-    if chosen == "pyav" and readers.import_av() is None:
+    if chosen == "pyav" and pyav.import_av() is None:
         raise ImportError("reader='pyav' needs PyAV 15 or newer: pip install 'av>=15' (or use reader='auto' or "
                           "'opencv')")
     if chosen == "auto" and frame_count != header_count:  # a header that lies: the counting reader reads it
@@ -280,108 +234,28 @@ def sample_frames(
                                check_tail=frame_count == header_count, reader=chosen, size=(info.width, info.height))
 
 
-def _grab_to(cap: cv2.VideoCapture, position: int, target: int, clock: _Clock) -> int:
-    """Grab (decode without converting) frames until the next one is `target`, or the stream
-    ends; returns the new position (the number of frames grabbed so far)."""
-    while position < target:
-        clock.check()
-        if not cap.grab():
-            break
-        position += 1
-    return position
-
-
 def _iter_indices(path: Path, wanted: np.ndarray, sample, frame_count: int, clock: _Clock,
                   check_tail: bool, reader: str = "opencv",
                   size: tuple[int, int] = (0, 0)) -> Iterator[tuple[int, np.ndarray]]:
     """The `wanted` frames of the `frame_count` the header says. Where the stream ends before
     the first of them, the frames it holds are sampled instead (`sample(count)`: indices)."""
     clock.resume()
-    read = _reader_for(path, reader, wanted, frame_count, clock, check_tail, size)
+    read = auto.reader_for(path, reader, wanted, frame_count, clock, check_tail, size, _TAIL_CHECK)
     position, yielded, ended, longer = yield from read(path, wanted, frame_count, clock, check_tail)
     if yielded == 0 and len(wanted) and ended and position > 0:
-        warnings.warn(f"{path}: the stream ends after {position} frame(s), before the first sampled one, but its "
-                      f"header says {frame_count}: the file is truncated or its header lies; sampling the {position} "
-                      "frame(s) it holds instead.", VideoWarning, stacklevel=2)
+        warn(f"{path}: the stream ends after {position} frame(s), before the first sampled one, but its header "
+             f"says {frame_count}: the file is truncated or its header lies; sampling the {position} frame(s) it "
+             "holds instead.", stacklevel=2)
         frame_count, wanted = position, sample(position)
-        read = _reader_for(path, "opencv" if reader == "auto" else reader, wanted, frame_count, clock, False, size)
+        read = auto.reader_for(path, "opencv" if reader == "auto" else reader, wanted, frame_count, clock, False, size,
+                               _TAIL_CHECK)
         position, yielded, ended, longer = yield from read(path, wanted, frame_count, clock, False)
     if yielded == 0 and len(wanted):
         raise VideoReadError(f"{path}: no sampled frame could be decoded: the stream ends after {position} frame(s) "
                              f"though its header says {frame_count} (corrupt or truncated video).")
     if ended:
-        warnings.warn(f"{path}: the stream ends after {position} frame(s) but its header says {frame_count}: the "
-                      f"file is truncated or its header lies; {yielded} of the {len(wanted)} sampled frames were read.",
-                      VideoWarning, stacklevel=2)
+        warn(f"{path}: the stream ends after {position} frame(s) but its header says {frame_count}: the file is "
+             f"truncated or its header lies; {yielded} of the {len(wanted)} sampled frames were read.", stacklevel=2)
     elif longer:
-        warnings.warn(f"{path}: the stream goes on past the {frame_count} frame(s) its header says: the header "
-                      "lies, and frames after that were not sampled.", VideoWarning, stacklevel=2)
-
-
-def _read(path: Path, wanted: np.ndarray, frame_count: int, clock: _Clock, check_tail: bool):
-    """Yields the `wanted` frames; returns (position, frames yielded, whether the stream ended
-    before `frame_count`, whether it goes on past it)."""
-    cap = _open(path)
-    yielded = 0
-    position = 0  # frames grabbed or read so far: the index of the next frame
-    ended = False
-    longer = False
-    try:
-        for start in range(0, len(wanted), 4096):  # in slices: a lying header may ask for millions
-            for index in wanted[start:start + 4096].tolist():
-                position = _grab_to(cap, position, index, clock)
-                clock.check()
-                ok, frame = cap.read() if position == index else (False, None)
-                if not ok or frame is None:
-                    ended = True
-                    break
-                position += 1
-                yielded += 1
-                rgb = to_rgb8(frame)
-                clock.pause()
-                yield index, rgb
-                clock.resume()
-            if ended:
-                break
-        if check_tail and not ended and yielded and frame_count - position <= _TAIL_CHECK:
-            # cheap here: read on to the header's last frame, and one more, to see the stream end there
-            position = _grab_to(cap, position, frame_count, clock)
-            ended = position < frame_count
-            longer = not ended and cap.grab()
-    finally:
-        cap.release()
-    return position, yielded, ended, longer
-
-
-def _reader_for(path: Path, reader: str, wanted: np.ndarray, frame_count: int, clock: _Clock, check_tail: bool,
-                size: tuple[int, int]):
-    """The `_read`-like function that reads `wanted` from `path` with `reader` ("auto": chosen
-    now, see `readers.choose`)."""
-    if reader == "opencv":
-        return _read
-    if reader == "pyav":
-        av = readers.import_av()
-
-        def read_pyav(path, wanted, frame_count, clock, check_tail):
-            try:
-                source = readers.Source(av, path, clock)
-                return (yield from readers.read(source, wanted, frame_count, clock, check_tail, _TAIL_CHECK,
-                                                readers.Progress()))
-            except readers.PyAVFailed as e:
-                raise VideoReadError(f"{e} (corrupt, truncated, or not a video despite its name; "
-                                     "reader='auto' or 'opencv' reads with OpenCV).") from e.cause
-        return read_pyav
-    source = readers.choose(path, wanted, frame_count, size[0], size[1], clock, check_tail, _TAIL_CHECK)
-    if source is None:
-        return _read
-
-    def read_auto(path, wanted, frame_count, clock, check_tail):
-        progress = readers.Progress()
-        try:
-            return (yield from readers.read(source, wanted, frame_count, clock, check_tail, _TAIL_CHECK, progress))
-        except readers.PyAVFailed as e:
-            log.debug("%s: PyAV failed after %d frame(s) (%s): OpenCV reads on", path, progress.yielded, e)
-        position, yielded, ended, longer = yield from _read(path, wanted[wanted > progress.last], frame_count,
-                                                            clock, check_tail)
-        return position, progress.yielded + yielded, ended, longer
-    return read_auto
+        warn(f"{path}: the stream goes on past the {frame_count} frame(s) its header says: the header lies, and "
+             "frames after that were not sampled.", stacklevel=2)
