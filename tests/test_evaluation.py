@@ -12,7 +12,8 @@ from deepfake_detect import DeepfakeDetector, evaluation
 from deepfake_detect.datasets import discover
 from deepfake_detect.evaluation import cross_validate
 from deepfake_detect.heads import heads
-from deepfake_detect.metrics import bootstrap_ci, mean_std
+from deepfake_detect.metrics import bootstrap_ci
+from deepfake_detect.results import mean_std
 
 HEAD = {"name": "logistic", "steps": 100, "batch_size": 16, "learning_rate": 0.01}
 
