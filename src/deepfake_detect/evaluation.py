@@ -75,11 +75,12 @@ def cross_validate(detector: DeepfakeDetector | dict[str, Any], dataset_dir: str
     owner = np.concatenate([np.full(len(feats[i]), i) for i in kept])  # the sample each frame row came from
     rows, evaluated = _frame_splits(protocol, samples, kept, owner, y, folds, seed, splits_dir)
 
+    head_config = detector.get_config()["head"]
     aggregator, threshold = detector.part("aggregator"), detector.threshold
     p = np.full(len(y), np.nan)
     reports = []
     for k, (train, test) in enumerate(rows, start=1):
-        head = heads.create(heads.serialize(detector.part("head")))  # a fresh head per fold
+        head = heads.create(head_config)  # a fresh head per fold
         head.fit(x[train], y[train], videos=owner[train])
         p[test] = head.predict(x[test], videos=owner[test])
         tested = np.zeros(len(y), bool)
