@@ -187,9 +187,11 @@ def test_load_refuses_a_model_naming_files_to_unpickle(fitted, tmp_path):
 def test_changed_parameters_rebuild_the_parts(detector_config):
     """scikit-learn's contract: a parameter changed after first use (assigned, set_params, or a
     dict changed in place) is what the detector uses next."""
+    import copy
+
     from sklearn.base import clone
 
-    detector = DeepfakeDetector(**{**detector_config, "cache": None})
+    detector = DeepfakeDetector(**copy.deepcopy({**detector_config, "cache": None}))  # its dicts change below
     assert detector.get_config()["head"]["name"] == "softmax"  # parts built
     sampler = detector.extractor.sampler
     detector.head = "mlp"
@@ -235,3 +237,13 @@ def test_a_keras_upgrade_keeps_saved_models_with_keras_named_weights(fitted, wei
     path = MobileNetV1(weights=weights)
     assert path.weights_digest() == "sha256:" + file_sha256(weights)  # a path keeps its file digest
     assert path.fingerprint != loaded.part("backbone").fingerprint
+    legacy = tmp_path / "legacy.dfd"  # as deepfake-detect 0.1.0 saved it under Keras 3.8.0
+    monkeypatch.setattr(keras, "__version__", "3.8.0")
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(legacy, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "metadata.json":
+                metadata = {**json.loads(data), "backbone_fingerprint": loaded.part("backbone").legacy_fingerprint()}
+                data = json.dumps(metadata).encode()
+            dst.writestr(name, data)
+    DeepfakeDetector.load(legacy)  # loads under the Keras version it was saved with

@@ -330,7 +330,7 @@ class DeepfakeDetector:
         if saved.backbone_weights is not None:
             parts["backbone"].set_fine_tuned(saved.backbone_weights)
         found = parts["backbone"].fingerprint
-        if found != metadata["backbone_fingerprint"]:
+        if metadata["backbone_fingerprint"] not in (found, parts["backbone"].legacy_fingerprint()):
             message = (f"{path}: the backbone here computes other features than the one the model was trained on "
                        f"(fingerprint {found}, saved {metadata['backbone_fingerprint']}). Give the same weights "
                        "file with backbone_weights=..., or pass allow_fingerprint_mismatch=True to use it anyway.")

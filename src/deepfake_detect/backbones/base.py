@@ -144,8 +144,21 @@ class Backbone(Configurable):
     @cached_property
     def fingerprint(self) -> str:
         """Identifies the features this backbone computes: name, config and weights."""
+        return self._fingerprint(self.weights_digest())
+
+    def legacy_fingerprint(self) -> str | None:
+        """The fingerprint deepfake-detect 0.1.0 gave Keras' named weights, which the models it
+        saved carry: the weights named with the running Keras version (so such a model loads
+        under the Keras version it was saved with). None for other weights."""
+        if self.fine_tuned_ or self.weights is None or os.path.isfile(str(self.weights)):
+            return None
+        import keras
+
+        return self._fingerprint(f"keras:{self.weights}:{keras.__version__}")
+
+    def _fingerprint(self, weights_digest: str) -> str:
         config = {k: v for k, v in self.get_config().items() if k not in ("weights", *self.non_semantic)}
-        payload = json.dumps({"name": self.registry_name, "config": config, "weights": self.weights_digest()},
+        payload = json.dumps({"name": self.registry_name, "config": config, "weights": weights_digest},
                              sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
