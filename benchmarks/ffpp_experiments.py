@@ -104,7 +104,7 @@ def run_frozen(config: dict, samples, folds: int, seed: int, protocol: str = "gr
     from deepfake_detect.evaluation import cross_validate
 
     start = time.perf_counter()
-    DeepfakeDetector(**config)._features([s.path for s in samples], 0, "extracting")  # cached after the first run
+    DeepfakeDetector(**config).extract_features([s.path for s in samples], 0, "extracting")  # cached after the first run
     extract = time.perf_counter() - start
     start = time.perf_counter()
     report = cross_validate(config, samples, folds=folds, protocol=protocol, seed=seed, verbose=0)
@@ -116,7 +116,7 @@ def run_fine_tune(config: dict, train_kwargs: dict, samples, folds: int, seed: i
     """Each fold: fine-tune a fresh detector on its training videos, predict its held-out videos."""
     from deepfake_detect import DeepfakeDetector
     from deepfake_detect.datasets import grouped_folds
-    from deepfake_detect.evaluation import summarize
+    from deepfake_detect.metrics import summarize
     from deepfake_detect.fine_tuning import cached_face_crops
 
     start = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 
 import pytest
 from click.testing import CliRunner
@@ -72,6 +73,39 @@ def test_info_and_list(runner, model):
     assert info["config"]["sampler"] == {"name": "uniform", "n": 4}
     assert info["metadata"]["n_features_in"] == 512
     assert "mobilenet_v1" in runner.invoke(main, ["list", "backbones"]).stdout.split()
+
+
+def _rewritten(model, tmp_path, name: str, data: bytes):
+    """A copy of `model` with member `name` replaced by `data`."""
+    path = tmp_path / f"{name}.dfd"
+    with zipfile.ZipFile(model) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for member in src.namelist():
+            dst.writestr(member, data if member == name else src.read(member))
+    return path
+
+
+def test_info_reads_the_model_as_load_checks_it(runner, model, tmp_path):
+    """`info` refuses what `load` refuses (it used to open the zip without load's checks)."""
+    metadata = json.loads(zipfile.ZipFile(model).read("metadata.json"))
+    bomb = _rewritten(model, tmp_path, "metadata.json",
+                      json.dumps({**metadata, "padding": " " * (2 << 20)}).encode())  # 2 MiB unpacked
+    result = runner.invoke(main, ["info", str(bomb)])
+    assert result.exit_code == 1 and "more than a model holds" in result.stderr
+    future = _rewritten(model, tmp_path, "metadata.json", json.dumps({**metadata, "format_version": 99}).encode())
+    result = runner.invoke(main, ["info", str(future)])
+    assert result.exit_code == 1 and "model format 99" in result.stderr
+
+
+def test_predict_and_evaluate_take_the_cache_options(runner, model, dataset_dir, tmp_path):
+    store = tmp_path / "cache.sqlite"
+    video = str(next((dataset_dir / "real").glob("*.mp4")))
+    assert runner.invoke(main, ["predict", str(model), video, "--cache", str(store), "-q"]).exit_code == 0
+    assert json.loads(runner.invoke(main, ["cache", "--path", str(store), "info"]).stdout)["entries"] == 2
+    fresh = tmp_path / "unused.sqlite"
+    result = runner.invoke(main, ["predict", str(model), video, "--no-cache", "-q"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["evaluate", str(model), str(dataset_dir), "--no-cache", "--cache", str(fresh), "-q"])
+    assert result.exit_code == 0 and not fresh.exists()
 
 
 def test_extract_fills_the_cache_and_cache_commands_manage_it(runner, dataset_dir, weights, tmp_path):

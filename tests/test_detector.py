@@ -206,3 +206,69 @@ def test_load_refuses_a_model_naming_files_to_unpickle(fitted, tmp_path):
             dst.writestr(name, data)
     with pytest.raises(errors.IncompatibleModelError, match="unpickled"):
         DeepfakeDetector.load(evil)
+
+
+# --- issue 14: the contract of parameters, parts and fingerprints ---------------------------
+def test_changed_parameters_rebuild_the_parts(detector_config):
+    """scikit-learn's contract: a parameter changed after first use (assigned, set_params, or a
+    dict changed in place) is what the detector uses next."""
+    import copy
+
+    from sklearn.base import clone
+
+    detector = DeepfakeDetector(**copy.deepcopy({**detector_config, "cache": None}))  # its dicts change below
+    assert detector.get_config()["head"]["name"] == "softmax"  # parts built
+    sampler = detector.extractor.sampler
+    detector.head = "mlp"
+    assert detector.get_config()["head"]["name"] == "mlp"
+    assert detector.set_params(head={"name": "logistic", "l2": 0.5}) is detector
+    assert detector.part("head").l2 == 0.5
+    detector.head["l2"] = 0.25  # the dict it was built from, changed in place
+    assert detector.part("head").l2 == 0.25
+    assert detector.extractor.sampler is sampler  # the head is not upstream of the features
+    detector.sampler["n"] = 3
+    assert detector.extractor.sampler.n == 3
+    detector.set_params(crop={"margin": 1.5})
+    assert detector.extractor.crop.margin == 1.5
+    assert detector.get_params()["crop"] == {"margin": 1.5}
+    twin = clone(detector)
+    assert twin.get_params() == detector.get_params() and twin is not detector
+    with pytest.raises(ValueError, match="no parameters"):
+        detector.set_params(heads="mlp")
+
+
+def test_a_keras_upgrade_keeps_saved_models_with_keras_named_weights(fitted, weights, tmp_path, monkeypatch):
+    """The fingerprint of weights="imagenet" names the weights' values, not the Keras version:
+    a model saved under Keras 3.x loads under 3.y when the weights are the same bytes."""
+    import keras
+
+    from deepfake_detect.backbones import MobileNetV1
+    from deepfake_detect.digests import file_sha256
+
+    def offline_imagenet(self):  # Keras' file, from the shared copy (no download here)
+        return keras.applications.MobileNet(input_shape=(128, 128, 3), alpha=0.5, include_top=False,
+                                            weights=weights, pooling="avg")
+
+    monkeypatch.setattr(MobileNetV1, "build_model", offline_imagenet)
+    detector, _ = fitted
+    twin = DeepfakeDetector.load(detector.save(tmp_path / "path.dfd"))
+    twin.set_params(backbone={**twin.get_config()["backbone"], "weights": "imagenet"})
+    monkeypatch.setattr(keras, "__version__", "3.8.0")
+    saved = twin.save(tmp_path / "imagenet.dfd")
+    monkeypatch.setattr(keras, "__version__", "3.99.0")
+    loaded = DeepfakeDetector.load(saved)  # refused before: "keras:imagenet:3.8.0" != "keras:imagenet:3.99.0"
+    assert loaded.part("backbone").fingerprint == twin.part("backbone").fingerprint
+    assert loaded.part("backbone").weights_digest().startswith("keras:imagenet:")
+    path = MobileNetV1(weights=weights)
+    assert path.weights_digest() == "sha256:" + file_sha256(weights)  # a path keeps its file digest
+    assert path.fingerprint != loaded.part("backbone").fingerprint
+    legacy = tmp_path / "legacy.dfd"  # as deepfake-detect 0.1.0 saved it under Keras 3.8.0
+    monkeypatch.setattr(keras, "__version__", "3.8.0")
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(legacy, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "metadata.json":
+                metadata = {**json.loads(data), "backbone_fingerprint": loaded.part("backbone").legacy_fingerprint()}
+                data = json.dumps(metadata).encode()
+            dst.writestr(name, data)
+    DeepfakeDetector.load(legacy)  # loads under the Keras version it was saved with

@@ -12,7 +12,8 @@ from deepfake_detect import DeepfakeDetector, evaluation
 from deepfake_detect.datasets import discover
 from deepfake_detect.evaluation import cross_validate
 from deepfake_detect.heads import heads
-from deepfake_detect.metrics import bootstrap_ci, mean_std
+from deepfake_detect.metrics import bootstrap_ci
+from deepfake_detect.results import mean_std
 
 HEAD = {"name": "logistic", "steps": 100, "batch_size": 16, "learning_rate": 0.01}
 
@@ -58,7 +59,7 @@ def spied_run(monkeypatch, config, data, **kwargs):
     monkeypatch.setattr(evaluation, "heads", spy)
     report = cross_validate(config, data, verbose=0, bootstrap=100, **kwargs)
     samples = discover(data)
-    feats = DeepfakeDetector(**config)._features([s.path for s in samples], 0, "")  # cache hits
+    feats = DeepfakeDetector(**config).extract_features([s.path for s in samples], 0)  # cache hits
     video_of = {row.tobytes(): s.path for s, f in zip(samples, feats) for row in f.features.astype(np.float32)}
     trained = [[video_of[row.tobytes()] for row in x] for x in spy.trained_on]
     return report, samples, trained

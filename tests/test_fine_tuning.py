@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from deepfake_detect import DeepfakeDetector, errors, get_backbone
-from deepfake_detect.fine_tuning import BACKBONE_WEIGHTS, Augmenter, layer_block, set_trainable
+from deepfake_detect.fine_tuning import Augmenter, layer_block, set_trainable
+from deepfake_detect.saving import BACKBONE_WEIGHTS
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def tuned(dataset_dir, detector_config, tmp_path_factory):
     config = {**detector_config, "head": {"name": "logistic", "standardize": True, "epochs": 5, "batch_size": 16},
               "cache": tmp_path_factory.mktemp("ft_cache") / "cache.sqlite"}
     detector = DeepfakeDetector(**config)
-    backbone = detector._part("backbone")
+    backbone = detector.part("backbone")
     before = {"weights": backbone.model.get_weights(), "fingerprint": backbone.fingerprint,
               "extractor": detector.extractor.fingerprint}
     history = detector.fine_tune(dataset_dir, trainable_blocks=2, epochs=1, batch_size=16, learning_rate=1e-3,
@@ -29,7 +30,7 @@ def tuned(dataset_dir, detector_config, tmp_path_factory):
 
 def test_fine_tune_trains_the_top_blocks_only(tuned):
     detector, before, history, _ = tuned
-    after = detector._part("backbone").model
+    after = detector.part("backbone").model
     changed = {layer.name for layer, old in zip(after.layers, _by_layer(after, before["weights"]))
                if any(not np.array_equal(w, o) for w, o in zip(layer.get_weights(), old))}
     assert changed and all(layer_block(name) in (12, 13) for name in changed)
@@ -40,7 +41,7 @@ def test_fine_tune_trains_the_top_blocks_only(tuned):
 
 def test_fine_tune_updates_the_fingerprints(tuned):
     detector, before, _, _ = tuned
-    backbone = detector._part("backbone")
+    backbone = detector.part("backbone")
     assert backbone.fingerprint != before["fingerprint"]
     assert detector.extractor.fingerprint != before["extractor"]
     assert detector.fingerprint_ == detector.extractor.fingerprint
@@ -53,7 +54,7 @@ def test_saved_fine_tuned_model_restores_identical_predictions(tuned, dataset_di
         assert BACKBONE_WEIGHTS in z.namelist()
     monkeypatch.setenv("DEEPFAKE_DETECT_CACHE", "none")  # the loaded model computes its features afresh
     loaded = DeepfakeDetector.load(path)
-    assert loaded._part("backbone").fingerprint == detector._part("backbone").fingerprint
+    assert loaded.part("backbone").fingerprint == detector.part("backbone").fingerprint
     for video in (sorted((dataset_dir / "fake").glob("*.mp4"))[0], sorted((dataset_dir / "real").glob("*.mp4"))[0]):
         ours, theirs = detector.predict_video(video), loaded.predict_video(video)
         np.testing.assert_allclose([f.p_fake for f in theirs.frames], [f.p_fake for f in ours.frames], rtol=0,
@@ -149,7 +150,7 @@ def test_augmenter_keeps_shape_and_is_seeded():
 
 
 def test_standardized_head_folds_its_scaling_exactly():
-    from deepfake_detect.heads import _fold_standardization, heads
+    from deepfake_detect.heads import fold_standardization, heads
 
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(200, 6)) * [1, 10, 100, 0.1, 1, 1e-9] + [5, 0, -3, 2, 0, 7]).astype(np.float32)
@@ -159,7 +160,7 @@ def test_standardized_head_folds_its_scaling_exactly():
     assert ((head.predict(x) > 0.5) == y).mean() > 0.85
     mean, scale = head.standardization_
     raw = head.model_.predict_on_batch(x)
-    _fold_standardization(head.model_, mean, scale, inverse=True)
+    fold_standardization(head.model_, mean, scale, inverse=True)
     np.testing.assert_allclose(head.model_.predict_on_batch((x - mean) * scale), raw, rtol=1e-4, atol=1e-5)
     assert np.all(np.isfinite(scale)) and scale.max() < 1e9  # a constant feature is not blown up
 

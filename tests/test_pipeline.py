@@ -9,6 +9,7 @@ runs a bounded number of frames (and at most one input) ahead.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 import tracemalloc
@@ -96,7 +97,9 @@ class Produced:
         def sample_frames(path, sampler, *args, **kwargs):
             name = Path(path).name
             self.threads[name] = threading.current_thread().name
-            self.limits[name] = video._limits.get()
+            context = {var.name: value for var, value in contextvars.copy_context().items()}  # as `decode_limits` set it
+            self.limits[name] = context.get("deepfake_detect_decode_limits", (video.DEFAULT_DECODE_TIMEOUT,
+                                                                            video.DEFAULT_FRAME_BUDGET))
             self.count[name] = 0
             self.opened[name] = self.opened.get(name, 0) + 1
             info, frames = real(path, sampler, *args, **kwargs)

@@ -43,7 +43,7 @@ def test_every_preset_builds_and_round_trips(name, weights):
     assert config["backbone"]["weights"] == weights
     twin = DeepfakeDetector.from_config(config).get_config()
     assert twin == config
-    assert detector._part("backbone").input_size == config["backbone"]["input_size"]
+    assert detector.part("backbone").input_size == config["backbone"]["input_size"]
 
 
 def test_unknown_preset_is_a_clear_key_error():
@@ -75,9 +75,34 @@ def test_best_presets_and_their_training_recipes(monkeypatch):
     assert best.train == "fit" and best.config["backbone"]["name"] == "mobilenet_v1_multiblock"
     assert get_preset("face_region_finetune").train == "fine_tune"
     seen = {}
-    monkeypatch.setattr("deepfake_detect.fine_tuning.fine_tune", lambda det, data, **kw: seen.update(kw))
-    DeepfakeDetector.from_preset("face_region_finetune").fine_tune("data/", epochs=2)
+
+    class Recipe(Exception):
+        """Raised by the stand-in: the recipe it was given is all this test wants."""
+
+    def fine_tune(extractor, head, data, **kwargs):
+        seen.update(kwargs)
+        raise Recipe
+
+    monkeypatch.setattr("deepfake_detect.fine_tuning.fine_tune", fine_tune)
+    with pytest.raises(Recipe):
+        DeepfakeDetector.from_preset("face_region_finetune").fine_tune("data/", epochs=2)
     assert seen == {**get_preset("face_region_finetune").train_kwargs, "epochs": 2}  # the preset's recipe as defaults
     seen.clear()
-    DeepfakeDetector.from_preset("paper").fine_tune("data/")
+    with pytest.raises(Recipe):
+        DeepfakeDetector.from_preset("paper").fine_tune("data/")
     assert seen == {}  # a preset trained by fit gives no fine-tuning defaults
+
+
+def test_weights_none_clears_the_presets_weights():
+    """None is a choice of weights (random initialisation), not "keep the preset's"."""
+    assert get_preset("paper").config["backbone"]["weights"] == "imagenet"
+    assert preset_config("paper", weights=None)["backbone"]["weights"] is None
+    assert preset_config("paper", backbone_weights=None)["backbone"]["weights"] is None
+    assert preset_config("paper")["backbone"]["weights"] == "imagenet"
+    assert DeepfakeDetector.from_preset("paper", weights=None, cache=None).part("backbone").weights is None
+
+
+def test_list_presets_is_exported_like_the_other_lists():
+    import deepfake_detect
+
+    assert deepfake_detect.list_presets() == list_presets() and "list_presets" in deepfake_detect.__all__

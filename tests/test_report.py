@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from deepfake_detect import DeepfakeDetector
 from deepfake_detect.cli import main
 from deepfake_detect.datasets import discover
-from deepfake_detect.evaluation import summarize
+from deepfake_detect.metrics import summarize
 from deepfake_detect.report import face_thumbnails, write_evaluation_report
 from deepfake_detect.results import FaceBox, FramePrediction, VideoPrediction
 

@@ -7,13 +7,16 @@ Results go to standard output; progress and messages go to standard error, so
 from __future__ import annotations
 
 import csv
+import inspect
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 
-from . import _backend  # noqa: F401  (before Keras is imported)
+from . import _backend  # before Keras is imported
+from .detector import DeepfakeDetector
 from .errors import DeepfakeDetectError
 
 PART_HELP = "a registry name, optionally with arguments: NAME or NAME:key=value,key=value"
@@ -55,18 +58,27 @@ class _Group(click.Group):
 @click.version_option(package_name="deepfake-detect")
 def main() -> None:
     """Tell real videos from deepfakes: fit a detector on a labelled folder, predict videos."""
+    # The command is a process of our own: keep JAX's compiled programs across runs (see _backend).
+    os.environ.setdefault(_backend.JAX_CACHE_ENV_VAR, "default")
 
 
-#: The parts a detector gets from the command line when neither an option nor a preset names them.
-DEFAULT_PARTS = {"sampler": "fixed_rate", "face_detector": "retinaface", "backbone": "mobilenet_v1",
-                 "head": "softmax", "aggregator": "mean"}
+def cache_options(command):
+    """``--cache PATH`` and ``--no-cache``: the feature cache a command reads and fills."""
+    command = click.option("--no-cache", is_flag=True, help="No feature cache (as --cache none).")(command)
+    return click.option("--cache", default="default", show_default=True,
+                        help="Feature cache: 'default', a path, or 'none'.")(command)
+
+
+def chosen_cache(cache: str, no_cache: bool) -> str | None:
+    """The `cache` argument of `DeepfakeDetector` that `cache_options` give."""
+    return None if no_cache or cache.lower() == "none" else cache
 
 
 def pipeline_options(command):
     """The options that choose a detector's parts (shared by `fit` and `extract`)."""
     def part(flag: str, key: str, what: str):
-        return click.option(flag, default=None, help=f"{what} (default: the preset's, else {DEFAULT_PARTS[key]}): "
-                                                     f"{PART_HELP}.")
+        default = inspect.signature(DeepfakeDetector).parameters[key].default
+        return click.option(flag, default=None, help=f"{what} (default: the preset's, else {default}): {PART_HELP}.")
 
     options = [
         click.option("--preset", default=None,
@@ -78,8 +90,7 @@ def pipeline_options(command):
         click.option("--weights", default=None, help="Backbone weights: 'imagenet' (downloads), a file path, or 'none'."),
         part("--head", "head", "Head"),
         part("--aggregator", "aggregator", "Aggregator"),
-        click.option("--cache", default="default", show_default=True,
-                     help="Feature cache: 'default', a path, or 'none'."),
+        cache_options,
         click.option("-q", "--quiet", is_flag=True, help="No progress output."),
     ]
     for option in reversed(options):
@@ -87,30 +98,28 @@ def pipeline_options(command):
     return command
 
 
-def build_detector(preset, sampler, face_detector, backbone, weights, head, aggregator, cache):
-    """A `DeepfakeDetector` from the `pipeline_options` values."""
-    from .detector import DeepfakeDetector
-    from .presets import get_preset, preset_config
+def build_detector(preset, sampler, face_detector, backbone, weights, head, aggregator, cache, no_cache):
+    """A `DeepfakeDetector` from the `pipeline_options` values: `from_preset` with the parts
+    given, else the constructor with them; `weights` replaces the backbone's weights."""
+    from .presets import with_weights
 
     given = {"sampler": sampler, "face_detector": face_detector, "backbone": backbone, "head": head,
              "aggregator": aggregator}
-    parts = {key: parse_part(text) for key, text in given.items() if text is not None}
+    arguments = {key: parse_part(text) for key, text in given.items() if text is not None}
+    arguments["cache"] = chosen_cache(cache, no_cache)
+    weights_given = weights is not None
+    if weights_given and weights.lower() == "none":
+        weights = None
     if preset is not None:
+        if weights_given:
+            arguments["weights"] = weights
         try:
-            get_preset(preset)
-        except KeyError as e:
+            return DeepfakeDetector.from_preset(preset, **arguments)
+        except KeyError as e:  # the only one: an unknown preset
             raise click.BadParameter(str(e.args[0]), param_hint="--preset") from None
-        config = preset_config(preset, **parts)
-    else:
-        config = {**DEFAULT_PARTS, **parts}
-    if weights is not None:
-        spec = config["backbone"]
-        spec = {"name": spec} if isinstance(spec, str) else dict(spec)
-        spec["weights"] = None if weights.lower() == "none" else weights
-        config["backbone"] = spec
-    detector = DeepfakeDetector(**{**config, "cache": None if cache.lower() == "none" else cache})
-    if preset is not None:
-        detector.preset_ = get_preset(preset)
+    detector = DeepfakeDetector(**arguments)
+    if weights_given:
+        detector.set_params(backbone=with_weights(detector.backbone, weights))
     return detector
 
 
@@ -123,7 +132,7 @@ def fit(data, output, validation_split, quiet, **parts):
     """Train a detector on DATA (real/ and fake/ folders, or a labels.csv) and save it. A preset
     trained by fine-tuning (its backbone too) is fine-tuned with its recipe."""
     detector = build_detector(**parts)
-    preset = detector.__dict__.get("preset_")
+    preset = getattr(detector, "preset_", None)
     if preset is not None and preset.train == "fine_tune":
         history = detector.fine_tune(data, validation_split=validation_split, verbose=0 if quiet else 1)
     else:
@@ -144,7 +153,7 @@ def extract(data, quiet, **parts):
     if detector.extractor.cache is None:
         raise click.UsageError("extract only fills the cache: give --cache default or a path, not none")
     samples = discover(data)
-    features = detector._features([s.path for s in samples], 0 if quiet else 1, "extracting")
+    features = detector.extract_features([s.path for s in samples], 0 if quiet else 1, "extracting")
     faces = sum(len(f) for f in features)
     click.echo(f"{len(samples)} inputs, {faces} faces cached in {detector.extractor.cache.path}", err=True)
 
@@ -166,10 +175,10 @@ def _videos(inputs: tuple[str, ...]) -> list[Path]:
 @click.option("--weights", default=None, help="Another copy of the backbone's weights file.")
 @click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False),
               help="Write report.html and a timeline PNG of frame scores and faces here (one video only).")
+@cache_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def predict(model, inputs, as_json, as_csv, weights, report_dir, quiet):
+def predict(model, inputs, as_json, as_csv, weights, report_dir, cache, no_cache, quiet):
     """Predict each video or image in INPUTS (folders: every video in them) with MODEL."""
-    from .detector import DeepfakeDetector
     from .errors import VideoReadError
     from .progress import progress
 
@@ -178,7 +187,7 @@ def predict(model, inputs, as_json, as_csv, weights, report_dir, quiet):
     videos = _videos(inputs)
     if report_dir is not None and len(videos) != 1:
         raise click.UsageError(f"--report draws one video; INPUTS hold {len(videos)}")
-    detector = DeepfakeDetector.load(model, backbone_weights=weights)
+    detector = DeepfakeDetector.load(model, backbone_weights=weights, cache=chosen_cache(cache, no_cache))
     writer = csv.writer(sys.stdout) if as_csv else None
     if writer:
         writer.writerow(["path", "label", "p_fake", "faces_found", "frames_sampled", "reason"])
@@ -214,14 +223,14 @@ def predict(model, inputs, as_json, as_csv, weights, report_dir, quiet):
 @click.option("--weights", default=None, help="Another copy of the backbone's weights file.")
 @click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False),
               help="Write report.html and PNG figures (ROC, scores, confusion, timelines) here.")
+@cache_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def evaluate(model, data, as_json, weights, report_dir, quiet):
+def evaluate(model, data, as_json, weights, report_dir, cache, no_cache, quiet):
     """Measure MODEL on the labelled dataset DATA (frame and video metrics)."""
     import shlex
 
-    from .detector import DeepfakeDetector
-
-    report = DeepfakeDetector.load(model, backbone_weights=weights).evaluate(data, verbose=0 if quiet else 1)
+    detector = DeepfakeDetector.load(model, backbone_weights=weights, cache=chosen_cache(cache, no_cache))
+    report = detector.evaluate(data, verbose=0 if quiet else 1)
     if as_json:
         click.echo(json.dumps(report.to_dict()))
     else:
@@ -241,9 +250,7 @@ def list_parts(kind):
     import deepfake_detect as dd
 
     if kind == "presets":
-        from .presets import list_presets
-
-        click.echo("\n".join(f"{name}: {about}" for name, about in list_presets().items()))
+        click.echo("\n".join(f"{name}: {about}" for name, about in dd.list_presets().items()))
         return
     names = {"samplers": dd.list_samplers, "detectors": dd.list_face_detectors, "backbones": dd.list_backbones,
              "heads": dd.list_heads, "aggregators": dd.list_aggregators}[kind]()
@@ -254,14 +261,10 @@ def list_parts(kind):
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 def info(model):
     """Show what a saved MODEL is made of: its parts, fingerprints and versions."""
-    import zipfile
+    from .saving import read_model
 
-    try:
-        with zipfile.ZipFile(model) as z:
-            content = {"config": json.loads(z.read("config.json")), "metadata": json.loads(z.read("metadata.json"))}
-    except (zipfile.BadZipFile, KeyError, ValueError) as e:
-        _fail(DeepfakeDetectError(f"{model}: not a deepfake-detect model file ({e})"))
-    click.echo(json.dumps(content, indent=2))
+    saved = read_model(model)  # checked as `load` checks it
+    click.echo(json.dumps({"config": saved.config, "metadata": saved.metadata}, indent=2))
 
 
 @main.group()

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-import io
-import json
-import math
+import copy
+import inspect
 import os
-import stat
 import sys
 import time
 import warnings
-import zipfile
-import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, overload
 
 import numpy as np
 
-from . import __version__
+from . import fine_tuning
 from .aggregation import Aggregator, aggregators
 from .backbones import Backbone, backbones
 from .cache import FeatureCache, open_cache
@@ -27,20 +23,22 @@ from .datasets import Sample, discover, grouped_split
 from .errors import DatasetError, IncompatibleModelError, NoFaceFoundError, NotFittedError
 from .extraction import FeatureExtractor
 from .faces import CropPolicy, FaceDetector, face_detectors
-from .fine_tuning import BACKBONE_WEIGHTS, is_fine_tuned, read_backbone_weights, restore_fine_tuned
 from .heads import Head, heads
-from .metrics import binary_metrics
+from .metrics import binary_metrics, summarize
+from .presets import get_preset, preset_config, with_weights
 from .progress import progress
 from .registry import Registry
 from .results import EvaluationReport, FaceBox, FaceFeatures, FramePrediction, VideoPrediction
 from .sampling import FrameSampler, samplers
+from .saving import FORMAT_VERSION, SavedModel, read_model, write_model
+from .version import __version__
 from .video import decode_limits, is_image
 
-FORMAT_VERSION = 1
 _PARTS: dict[str, Registry] = {
     "sampler": samplers, "face_detector": face_detectors, "backbone": backbones, "head": heads,
     "aggregator": aggregators,
 }
+Kind = Literal["sampler", "face_detector", "crop", "backbone", "head", "aggregator"]
 
 PartSpec = str | dict | Any
 
@@ -80,30 +78,63 @@ class DeepfakeDetector:
         self.threshold = threshold
         self.cache = cache
 
-    # --- composition -------------------------------------------------------------------
-    def _part(self, kind: str):
+    # --- parameters and parts ----------------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments, as stored (scikit-learn's protocol; parts are not
+        estimators, so `deep` changes nothing)."""
+        return {name: getattr(self, name) for name in _PARAMS}
+
+    def set_params(self, **params: Any) -> DeepfakeDetector:
+        """Replace constructor arguments (as assigning the attributes does); the parts they
+        describe are built anew on next use. The fitted state stays until the next fit."""
+        unknown = sorted(set(params) - set(_PARAMS))
+        if unknown:
+            raise ValueError(f"DeepfakeDetector has no parameters {unknown}; it has {list(_PARAMS)}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    @overload
+    def part(self, kind: Literal["sampler"]) -> FrameSampler: ...
+    @overload
+    def part(self, kind: Literal["face_detector"]) -> FaceDetector: ...
+    @overload
+    def part(self, kind: Literal["crop"]) -> CropPolicy: ...
+    @overload
+    def part(self, kind: Literal["backbone"]) -> Backbone: ...
+    @overload
+    def part(self, kind: Literal["head"]) -> Head: ...
+    @overload
+    def part(self, kind: Literal["aggregator"]) -> Aggregator: ...
+
+    def part(self, kind: Kind) -> Any:
+        """The part built from the argument `kind` ("sampler", "face_detector", "crop",
+        "backbone", "head" or "aggregator"): built on first use, and again after the argument
+        changes. The head is the unfitted one the argument describes; the fitted head is `head_`."""
+        spec = getattr(self, kind)
         built = self.__dict__.setdefault("_built", {})
-        if kind not in built:
+        if kind not in built or not _same(built[kind][0], spec):
             if kind == "crop":
-                spec = self.crop
-                built[kind] = spec if isinstance(spec, CropPolicy) else CropPolicy(**(spec or {}))
+                part = spec if isinstance(spec, CropPolicy) else CropPolicy(**(spec or {}))
             else:
-                built[kind] = _PARTS[kind].create(getattr(self, kind))
-        return built[kind]
+                part = _PARTS[kind].create(spec)
+            built[kind] = (_snapshot(spec), part)
+        return built[kind][1]
 
     @property
     def extractor(self) -> FeatureExtractor:
         """The stages up to the features (sampler, face detector, crop policy, backbone), read
         through the cache."""
-        if "_extractor" not in self.__dict__:
-            self._extractor = FeatureExtractor(self._part("sampler"), self._part("face_detector"), self._part("crop"),
-                                               self._part("backbone"), cache=open_cache(self.cache))
-        return self._extractor
+        parts = tuple(self.part(kind) for kind in ("sampler", "face_detector", "crop", "backbone"))
+        built = self.__dict__.get("_extractor")
+        if built is None or any(a is not b for a, b in zip(built[0], parts)) or not _same(built[1], self.cache):
+            self._extractor = (parts, _snapshot(self.cache), FeatureExtractor(*parts, cache=open_cache(self.cache)))
+        return self._extractor[2]
 
     def get_config(self) -> dict[str, Any]:
         """A JSON-able config that `from_config` turns back into an unfitted twin."""
-        config = {kind: registry.serialize(self._part(kind)) for kind, registry in _PARTS.items()}
-        config["crop"] = self._part("crop").get_config()
+        config = {kind: registry.serialize(self.part(kind)) for kind, registry in _PARTS.items()}
+        config["crop"] = self.part("crop").get_config()
         config["threshold"] = self.threshold
         return config
 
@@ -115,18 +146,31 @@ class DeepfakeDetector:
     def from_preset(cls, name: str, **overrides: Any) -> DeepfakeDetector:
         """An untrained detector configured as preset `name` (see `deepfake_detect.presets`;
         `list_presets()` names them). `weights=` (or `backbone_weights=`) points the backbone at
-        a weights file; any other keyword replaces that constructor argument (a part given as a
-        dict without "name" updates the preset's part). The preset's training recipe is kept in
-        `preset_`: `fine_tune` takes its arguments as defaults."""
-        from .presets import get_preset, preset_config
-
+        a weights file ("imagenet", or None for random weights); any other keyword replaces that
+        constructor argument (a part given as a dict without "name" updates the preset's part).
+        The preset's training recipe is kept in `preset_`: `fine_tune` takes its arguments as
+        defaults."""
         detector = cls(**preset_config(name, **overrides))
         detector.preset_ = get_preset(name)
         return detector
 
-    def _features(self, paths: list[str], verbose: int, what: str) -> list[FaceFeatures]:
-        extracted = self.extractor.extract_many(paths)  # cache reads and writes batched
-        return [feats for feats, _ in progress(extracted, verbose, what, total=len(paths))]
+    def extract_features(self, inputs: Sequence[str | os.PathLike], verbose: int = 1,
+                         description: str = "extracting features") -> list[FaceFeatures]:
+        """The face features of each input (a video or an image), in order: what `fit`,
+        `evaluate` and `evaluation.cross_validate` train and score on. Read through the cache
+        (look-ups and writes batched), so nothing is decoded, detected or embedded twice;
+        `verbose` 1 shows a progress bar labelled `description`."""
+        extracted = self.extractor.extract_many(inputs)
+        return [feats for feats, _ in progress(extracted, verbose, description, total=len(inputs))]
+
+    def _set_fitted(self, head: Head, n_features_in: int, fingerprint: str, history: Any = None,
+                    inputs_without_face: int | None = None) -> None:
+        """The fitted state, set by `fit`, `fine_tune` and `load` alike."""
+        self.head_ = head
+        self.n_features_in_ = n_features_in
+        self.fingerprint_ = fingerprint
+        self.history_ = history
+        self.inputs_without_face_ = inputs_without_face
 
     # --- training ----------------------------------------------------------------------
     def fit(self, dataset_dir: str | os.PathLike, validation_split: float = 0.15, seed: int = 0,
@@ -142,7 +186,7 @@ class DeepfakeDetector:
         Returns the Keras `History` of the head.
         """
         samples = discover(dataset_dir)
-        feats = self._features([s.path for s in samples], verbose, "extracting features")
+        feats = self.extract_features([s.path for s in samples], verbose)
         kept = [(s, f) for s, f in zip(samples, feats) if len(f)]
         if {s.label for s, _ in kept} != {0, 1}:
             raise DatasetError(f"{dataset_dir}: after face detection, only one class has faces "
@@ -159,20 +203,16 @@ class DeepfakeDetector:
                               UserWarning, stacklevel=2)
         train_rows, val_rows = np.flatnonzero(np.isin(rows, train_v)), np.flatnonzero(np.isin(rows, val_v))
         validation = (x[val_rows], y[val_rows]) if len(val_rows) else None
-        head: Head = heads.create(heads.serialize(self._part("head")))
+        head: Head = heads.create(heads.serialize(self.part("head")))
         with contextlib.redirect_stdout(sys.stderr):  # Keras prints its epoch lines on standard output
             history = head.fit(x[train_rows], y[train_rows], validation_data=validation, verbose=2 * (verbose > 1),
                                callbacks=callbacks, videos=rows[train_rows])
-        self.head_ = head
-        self.n_features_in_ = int(x.shape[1])
-        self.fingerprint_ = self.extractor.fingerprint
-        self.history_ = history
-        self.inputs_without_face_ = len(samples) - len(kept)
+        self._set_fitted(head, int(x.shape[1]), self.extractor.fingerprint, history, len(samples) - len(kept))
         if verbose:
             summary = f"fit: trained on {len(train_v)} videos ({len(train_rows)} face frames)"
             if len(val_v):
                 p = head.predict(x[val_rows], videos=rows[val_rows])
-                p_videos = [self._part("aggregator")(p[rows[val_rows] == v]) for v in val_v]
+                p_videos = [self.part("aggregator")(p[rows[val_rows] == v]) for v in val_v]
                 scores = binary_metrics(video_labels[val_v], np.array(p_videos), self.threshold)
                 summary += (f"; validated on {len(val_v)} videos of groups not trained on: "
                             f"video ROC AUC {scores['roc_auc']:.3f}, accuracy {scores['accuracy']:.3f}")
@@ -189,11 +229,17 @@ class DeepfakeDetector:
         and early stopping on a grouped validation split; see `deepfake_detect.fine_tuning.fine_tune`
         for the arguments (a preset's recipe gives the defaults). The backbone's fingerprint
         changes with its weights, and `save` stores them. Returns the Keras `History`."""
-        from .fine_tuning import fine_tune
-
-        preset = self.__dict__.get("preset_")
+        backbone = self.part("backbone")
+        if backbone.fine_tuned_:
+            raise ValueError("this detector's backbone is fine-tuned already; build a fresh detector to fine-tune again")
+        preset = getattr(self, "preset_", None)
         defaults = dict(preset.train_kwargs) if preset is not None and preset.train == "fine_tune" else {}
-        return fine_tune(self, dataset_dir, **{**defaults, **kwargs})
+        tuned = fine_tuning.fine_tune(self.extractor, self.part("head"), dataset_dir, **{**defaults, **kwargs})
+        backbone.set_fine_tuned(tuned.backbone_weights)
+        self.__dict__.pop("_extractor", None)  # its fingerprints name the weights the backbone had
+        self._set_fitted(tuned.head, backbone.feature_dim, self.extractor.fingerprint, tuned.history,
+                         tuned.inputs_without_face)
+        return tuned.history
 
     def _check_fitted(self) -> Head:
         head = self.__dict__.get("head_")
@@ -213,7 +259,7 @@ class DeepfakeDetector:
         surrounding ``with video.decode_limits(decode_timeout=...):`` block."""
         head = self._check_fitted()
         with decode_limits(decode_timeout):
-            feats, timings = self.extractor.extract(path)
+            feats, timings = self.extractor.extract(path, store_crops=False)  # a verdict keeps no face images
         return self._verdict(str(path), feats, head, timings, strict)
 
     def predict_image(self, path: str | os.PathLike, strict: bool = False) -> VideoPrediction:
@@ -231,7 +277,7 @@ class DeepfakeDetector:
             return VideoPrediction(path, "unknown", None, (), feats.frames_sampled, self.threshold, timings, reason)
         t = time.perf_counter()
         p_frames = head.predict(feats.features)
-        p = self._part("aggregator")(p_frames)
+        p = self.part("aggregator")(p_frames)
         timings = {**timings, "classify": time.perf_counter() - t}
         frames = tuple(
             FramePrediction(int(i), float(s), float(pf), FaceBox(*map(float, b), score=float(sc)))
@@ -246,17 +292,16 @@ class DeepfakeDetector:
         samples); `fake` is the positive class. Metrics per manipulation method where the
         dataset names methods, and a bootstrap 95% interval (`bootstrap` resamples of the
         groups) of the video ROC AUC. Inputs without a face are counted, not scored."""
-        from .evaluation import summarize
-
         head = self._check_fitted()
         samples = discover(dataset_dir) if isinstance(dataset_dir, (str, os.PathLike)) else list(dataset_dir)
-        feats = self._features([s.path for s in samples], verbose, "evaluating")
+        feats = self.extract_features([s.path for s in samples], verbose, "evaluating")
         preds = [self._verdict(s.path, f, head, {}, False) for s, f in zip(samples, feats)]
         return summarize(samples, preds, "held-out dataset", self.threshold, bootstrap=bootstrap)
 
     # --- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the fitted detector to one zip file (config, metadata, head weights; no pickle).
+        """Write the fitted detector to one zip file (config, metadata, head weights and a
+        fine-tuned backbone's weights; no pickle: see `deepfake_detect.saving`).
 
         The file is written under a temporary name and renamed, so a crash never leaves a
         half-written model and an existing file stays intact until the new one is complete.
@@ -264,37 +309,16 @@ class DeepfakeDetector:
         head = self._check_fitted()
         import keras
 
-        target = Path(path)
-        weights = io.BytesIO()
-        np.savez(weights, *head.model_.get_weights())
+        backbone = self.part("backbone")
         metadata = {
             "format_version": FORMAT_VERSION, "library_version": __version__, "keras_version": keras.__version__,
             "backend": keras.backend.backend(), "n_features_in": self.n_features_in_,
-            "backbone_fingerprint": self._part("backbone").fingerprint, "extractor_fingerprint": self.fingerprint_,
+            "backbone_fingerprint": backbone.fingerprint, "extractor_fingerprint": self.fingerprint_,
         }
-        fine_tuned = None
-        if is_fine_tuned(self._part("backbone")):  # its weights are the model's own: stored with it
-            buffer = io.BytesIO()
-            np.savez(buffer, *self._part("backbone").model.get_weights())
-            fine_tuned = buffer.getvalue()
+        tuned = backbone.fine_tuned_weights()  # fine-tuned weights are the model's own: stored with it
+        if tuned is not None:
             metadata["fine_tuned_backbone"] = True
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _create_beside(target)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
-                    z.writestr("config.json", json.dumps(self.get_config(), indent=2, default=str))
-                    z.writestr("metadata.json", json.dumps(metadata, indent=2))
-                    z.writestr("head_weights.npz", weights.getvalue())
-                    if fine_tuned is not None:
-                        z.writestr(BACKBONE_WEIGHTS, fine_tuned)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        return write_model(path, SavedModel(self.get_config(), metadata, head.model_.get_weights(), tuned))
 
     @classmethod
     def load(cls, path: str | os.PathLike, backbone_weights: str | None = None,
@@ -309,34 +333,13 @@ class DeepfakeDetector:
         the weights are read with ``allow_pickle=False``. A file that is not a model, names an
         unknown part, declares other shapes than its weights have, or holds pickled arrays is
         refused with `IncompatibleModelError`."""
-        try:
-            with zipfile.ZipFile(path) as z:
-                for name, limit in _MEMBER_LIMITS.items():  # a zip bomb is refused before it is inflated
-                    if z.getinfo(name).file_size > limit:
-                        raise IncompatibleModelError(f"{path}: {name} is {z.getinfo(name).file_size} bytes unpacked, "
-                                                     f"more than a model holds ({limit}); refused")
-                config = json.loads(z.read("config.json"))
-                metadata = json.loads(z.read("metadata.json"))
-                weights = _read_weights(path, z.read("head_weights.npz"))
-                tuned = read_backbone_weights(path, z) if BACKBONE_WEIGHTS in z.namelist() else None
-        except (FileNotFoundError, IncompatibleModelError):
-            raise
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, NotImplementedError, RuntimeError,
-                zlib.error) as e:
-            raise IncompatibleModelError(f"{path}: not a deepfake-detect model file ({e})") from e
-        if not isinstance(metadata, dict) or not isinstance(config, dict):
-            raise IncompatibleModelError(f"{path}: config.json and metadata.json must each hold a JSON object")
-        if metadata.get("format_version") != FORMAT_VERSION:
-            raise IncompatibleModelError(f"{path}: model format {metadata.get('format_version')!r}; "
-                                         f"this version of deepfake-detect reads format {FORMAT_VERSION}")
-        _check_saved(path, config, metadata)
+        saved = read_model(path)
+        config, metadata = dict(saved.config), saved.metadata
         if backbone_weights is not None:
-            spec = config.get("backbone")
-            spec = {"name": spec} if isinstance(spec, str) else spec
-            config["backbone"] = {**spec, "weights": backbone_weights}
+            config["backbone"] = with_weights(config["backbone"], backbone_weights)
         try:
             detector = cls.from_config({**config, "cache": cache})
-            parts = {kind: detector._part(kind) for kind in (*_PARTS, "crop")}
+            parts = {kind: detector.part(kind) for kind in (*_PARTS, "crop")}
             for kind, part in parts.items():
                 unsafe = [k for k in part.unpickled_files if getattr(part, k, None) is not None]
                 if unsafe:
@@ -347,10 +350,10 @@ class DeepfakeDetector:
             raise IncompatibleModelError(f"{path}: {e.args[0]}. Install the plug-in package that provides it.") from e
         except (TypeError, ValueError, FileNotFoundError) as e:
             raise IncompatibleModelError(f"{path}: its config cannot be used here: {e}") from e
-        if tuned is not None:
-            restore_fine_tuned(parts["backbone"], tuned)
+        if saved.backbone_weights is not None:
+            parts["backbone"].set_fine_tuned(saved.backbone_weights)
         found = parts["backbone"].fingerprint
-        if found != metadata["backbone_fingerprint"]:
+        if metadata["backbone_fingerprint"] not in (found, parts["backbone"].legacy_fingerprint()):
             message = (f"{path}: the backbone here computes other features than the one the model was trained on "
                        f"(fingerprint {found}, saved {metadata['backbone_fingerprint']}). Give the same weights "
                        "file with backbone_weights=..., or pass allow_fingerprint_mismatch=True to use it anyway.")
@@ -362,14 +365,13 @@ class DeepfakeDetector:
             head.model_ = head.build_model(int(metadata["n_features_in"]))
         except (TypeError, ValueError) as e:
             raise IncompatibleModelError(f"{path}: its head cannot be built here: {e}") from e
+        weights = saved.head_weights
         expected = [tuple(w.shape) for w in head.model_.get_weights()]
         if [tuple(w.shape) for w in weights] != expected:
             raise IncompatibleModelError(f"{path}: head weights of shapes {[w.shape for w in weights]} do not match "
                                          f"the declared head ({expected})")
         head.model_.set_weights(weights)
-        detector.head_ = head
-        detector.n_features_in_ = int(metadata["n_features_in"])
-        detector.fingerprint_ = metadata["extractor_fingerprint"]
+        detector._set_fitted(head, int(metadata["n_features_in"]), metadata["extractor_fingerprint"])
         return detector
 
     def __repr__(self) -> str:
@@ -377,83 +379,21 @@ class DeepfakeDetector:
         return f"DeepfakeDetector({args})"
 
 
-def _create_beside(target: Path) -> tuple[int, str]:
-    """A new, uniquely named temporary file in `target`'s folder, open for writing: with the
-    permissions of the file it will replace, or those the umask gives a new file (not
-    `tempfile.mkstemp`'s owner-only 0600)."""
-    while True:
-        tmp = target.parent / f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        try:
-            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
-        except FileNotFoundError:
-            pass
-        return fd, str(tmp)
+_PARAMS = tuple(inspect.signature(DeepfakeDetector.__init__).parameters)[1:]
 
 
-#: The most bytes each member of a model file may unpack to.
-_MEMBER_LIMITS = {"config.json": 1 << 20, "metadata.json": 1 << 20, "head_weights.npz": 1 << 30}
+def _snapshot(spec: Any) -> Any:
+    """What a part was built from, kept to tell a later change: a copy of a dict (it may be
+    changed in place), the spec itself otherwise."""
+    return copy.deepcopy(spec) if isinstance(spec, dict) else spec
 
 
-def _read_weights(path: str | os.PathLike, data: bytes) -> list[np.ndarray]:
-    """The head's arrays from the bytes of head_weights.npz: numeric arrays only. Every array's
-    header is checked before its data is read, so a pickled (object) array is refused without
-    being unpickled, and an array cannot claim more memory than its bytes hold."""
-    refuse = functools.partial(_refuse, path)
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        refuse("head_weights.npz is not an .npz archive of arrays")
-    with archive:
-        sizes = {info.filename: info.file_size for info in archive.infolist()}
-        names = [f"arr_{i}.npy" for i in range(len(sizes))]
-        if sorted(sizes) != sorted(names):
-            refuse(f"head_weights.npz holds {sorted(sizes)}, not arr_0.npy, arr_1.npy, ...")
-        if sum(sizes.values()) > _MEMBER_LIMITS["head_weights.npz"]:
-            refuse("head_weights.npz unpacks to more than a model holds")
-        weights = []
-        for name in names:
-            with archive.open(name) as f:
-                version = np.lib.format.read_magic(f)
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
-                    else np.lib.format.read_array_header_2_0
-                shape, _, dtype = read_header(f)
-                if dtype.hasobject:
-                    refuse(f"head_weights.npz/{name} holds Python objects (a pickled array); refused without "
-                           "unpickling it, as unpickling can run code. A model saved by deepfake-detect holds "
-                           "numbers only.")
-                if dtype.kind not in "fiu":
-                    refuse(f"head_weights.npz/{name} has dtype {dtype}, not numbers")
-                if math.prod(shape) * dtype.itemsize > sizes[name]:
-                    refuse(f"head_weights.npz/{name} declares shape {shape} but holds fewer bytes")
-            with archive.open(name) as f:
-                weights.append(np.lib.format.read_array(f, allow_pickle=False))
-    return weights
-
-
-def _refuse(path: str | os.PathLike, why: str) -> NoReturn:
-    raise IncompatibleModelError(f"{path}: {why}")
-
-
-def _check_saved(path: str | os.PathLike, config: dict, metadata: dict) -> None:
-    """What `save` writes, checked before anything is built from it."""
-    n = metadata.get("n_features_in")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise IncompatibleModelError(f"{path}: metadata.json's n_features_in is {n!r}, not a positive integer")
-    for key in ("backbone_fingerprint", "extractor_fingerprint"):
-        if not isinstance(metadata.get(key), str):
-            raise IncompatibleModelError(f"{path}: metadata.json has no {key}")
-    if "cache" in config:  # where features are kept is this machine's choice, never a model file's
-        raise IncompatibleModelError(f"{path}: its config names a feature cache; a saved model never does")
-    threshold = config.get("threshold", 0.5)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
-        raise IncompatibleModelError(f"{path}: its threshold {threshold!r} is not a number in [0, 1]")
-    spec = config.get("backbone")
-    if not isinstance(spec, (str, dict)):
-        raise IncompatibleModelError(f"{path}: its config gives no backbone")
+def _same(snapshot: Any, spec: Any) -> bool:
+    """Whether `spec` still describes what was built from `snapshot`: equal names, dicts and
+    paths; the very same instance."""
+    if snapshot is spec:
+        return True
+    return isinstance(spec, (str, dict, os.PathLike)) and type(snapshot) is type(spec) and snapshot == spec
 
 
 def _stack(kept: list[tuple[Sample, FaceFeatures]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,7 +1,8 @@
 """Honest evaluation: cross-validation with videos (and people) kept on one side of every split.
 
-`cross_validate` extracts the features of every input once (through the detector's
-extractor and its cache), then trains a fresh head per fold on them. Protocols:
+`cross_validate` takes a detector (or its arguments), extracts the features of every input
+once (`DeepfakeDetector.extract_features`, through its cache), then trains a fresh head per
+fold on them. Protocols:
 
 - ``"grouped"`` (default): k folds of whole groups (a video, its fakes, its person),
   stratified by label (scikit-learn's `StratifiedGroupKFold`);
@@ -25,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from .aggregation import Aggregator, aggregators
+from .aggregation import Aggregator
 from .datasets import Sample, discover, grouped_folds, official_split
+from .detector import DeepfakeDetector
 from .errors import DatasetError
 from .heads import heads
-from .metrics import binary_metrics, bootstrap_ci
+from .metrics import summarize
 from .results import EvaluationReport, FaceBox, FaceFeatures, FramePrediction, VideoPrediction
 
 PROTOCOLS = {
@@ -40,14 +42,15 @@ PROTOCOLS = {
 }
 
 
-def cross_validate(detector_config: dict[str, Any], dataset_dir: str | os.PathLike | Sequence[Sample],
+def cross_validate(detector: DeepfakeDetector | dict[str, Any], dataset_dir: str | os.PathLike | Sequence[Sample],
                    folds: int = 5, protocol: str = "grouped", seed: int = 0,
                    splits_dir: str | os.PathLike | None = None, bootstrap: int = 1000,
                    verbose: int = 1) -> EvaluationReport:
-    """Cross-validated metrics of the detector that `detector_config` describes.
+    """Cross-validated metrics of `detector`'s configuration.
 
     Args:
-        detector_config: `DeepfakeDetector` arguments (or its `get_config()`).
+        detector: a `DeepfakeDetector` (fitted or not: its parts are used, its fitted head is
+            not), or its arguments (as `get_config()` gives them).
         dataset_dir: a dataset folder, or samples already discovered.
         folds: how many folds (not used by "official").
         protocol: "grouped", "leaky" or "official" (see the module's doc).
@@ -55,16 +58,14 @@ def cross_validate(detector_config: dict[str, Any], dataset_dir: str | os.PathLi
         splits_dir: the folder of FaceForensics++'s train/val/test.json, for "official".
         bootstrap: resamples for the video AUC's confidence interval (0: none).
     """
-    from .detector import DeepfakeDetector
-
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}; got {protocol!r}")
     if protocol == "official" and splits_dir is None:
         raise ValueError("protocol='official' needs splits_dir, the folder of FaceForensics++'s train/val/test.json")
     samples = discover(dataset_dir) if isinstance(dataset_dir, (str, os.PathLike)) else list(dataset_dir)
-    detector = DeepfakeDetector(**detector_config)
-    config = detector.get_config()
-    feats = detector._features([s.path for s in samples], verbose, "extracting features")
+    if not isinstance(detector, DeepfakeDetector):
+        detector = DeepfakeDetector(**detector)
+    feats = detector.extract_features([s.path for s in samples], verbose)
     kept = [i for i, f in enumerate(feats) if len(f)]
     if {samples[i].label for i in kept} != {0, 1}:
         raise DatasetError(f"after face detection only one class has faces ({len(samples) - len(kept)} of "
@@ -74,12 +75,12 @@ def cross_validate(detector_config: dict[str, Any], dataset_dir: str | os.PathLi
     owner = np.concatenate([np.full(len(feats[i]), i) for i in kept])  # the sample each frame row came from
     rows, evaluated = _frame_splits(protocol, samples, kept, owner, y, folds, seed, splits_dir)
 
-    aggregator = aggregators.create(config["aggregator"])
-    threshold = config["threshold"]
+    head_config = detector.get_config()["head"]
+    aggregator, threshold = detector.part("aggregator"), detector.threshold
     p = np.full(len(y), np.nan)
     reports = []
     for k, (train, test) in enumerate(rows, start=1):
-        head = heads.create(config["head"])  # a fresh head per fold
+        head = heads.create(head_config)  # a fresh head per fold
         head.fit(x[train], y[train], videos=owner[train])
         p[test] = head.predict(x[test], videos=owner[test])
         tested = np.zeros(len(y), bool)
@@ -94,40 +95,6 @@ def cross_validate(detector_config: dict[str, Any], dataset_dir: str | os.PathLi
     return summarize([samples[i] for i in order], [pooled[i] for i in order],
                      PROTOCOLS[protocol].format(k=len(rows)), threshold, folds=tuple(reports) if len(rows) > 1 else (),
                      leaky=protocol == "leaky", bootstrap=bootstrap, seed=seed)
-
-
-def summarize(samples: Sequence[Sample], predictions: Sequence[VideoPrediction], protocol: str, threshold: float,
-              folds: tuple[EvaluationReport, ...] = (), leaky: bool = False, bootstrap: int = 1000,
-              seed: int = 0) -> EvaluationReport:
-    """The report on `predictions` of the labelled `samples` (aligned): metrics at video and
-    frame level, per manipulation method, and the video AUC's bootstrap interval by group."""
-    scored = [(s, p) for s, p in zip(samples, predictions) if p.p_fake is not None]
-    if not scored:
-        raise DatasetError("no face found in any input; nothing to evaluate")
-    y = np.array([s.label for s, _ in scored])
-    p = np.array([pred.p_fake for _, pred in scored])
-    frame_y = np.concatenate([np.full(pred.faces_found, s.label) for s, pred in scored])
-    frame_p = np.concatenate([[f.p_fake for f in pred.frames] for _, pred in scored])
-    methods = sorted({s.method for s, _ in scored if s.label == 1 and s.method})
-    by_method = {}
-    for method in methods:
-        rows = np.array([s.label == 0 or s.method == method for s, _ in scored])
-        by_method[method] = binary_metrics(y[rows], p[rows], threshold)
-    groups = np.array([s.group for s, _ in scored])
-    return EvaluationReport(
-        protocol=protocol,
-        n_videos=len(samples),
-        n_frames=len(frame_y),
-        video=binary_metrics(y, p, threshold),
-        frame=binary_metrics(frame_y, frame_p, threshold),
-        videos_without_face=len(samples) - len(scored),
-        predictions=tuple(predictions),
-        labels=tuple(int(s.label) for s in samples),
-        by_method=by_method,
-        video_auc_ci=bootstrap_ci(y, p, groups, n=bootstrap, seed=seed),
-        folds=folds,
-        leaky=leaky,
-    )
 
 
 def _frame_splits(protocol: str, samples: Sequence[Sample], kept: list[int], owner: np.ndarray, y: np.ndarray,

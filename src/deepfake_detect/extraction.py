@@ -171,7 +171,8 @@ class FeatureExtractor:
                 writer.commit_if_due()
             yield feats, timings
 
-    def _crops(self, path: str | os.PathLike, timings: dict[str, float]) -> FaceCrops:
+    def crops(self, path: str | os.PathLike, timings: dict[str, float]) -> FaceCrops:
+        """The face crops of one input, computed (not read from the cache); adds to `timings`."""
         return face_crops(path, self.sampler, self.face_detector, self.crop, self.backbone.input_size,
                           self.chunk, timings, prefetch=self.prefetch)
 

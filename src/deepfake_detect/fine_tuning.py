@@ -18,38 +18,33 @@ the backbone learn them. The recipe, in `fine_tune`:
    improved for `patience` epochs (or when `max_seconds` have passed) and the weights of the
    best epoch are restored.
 
-The fine-tuned backbone gets a new fingerprint (a digest of its weight values), so features
-cached for the original weights are never served for the new ones; `DeepfakeDetector.save`
-stores its weights (``backbone_weights.npz``, no pickle) and `load` restores them.
+`fine_tune` trains a copy of the extractor's backbone model and returns what it trained
+(`FineTuned`: the head, the backbone's weights, the history); it changes neither the
+extractor nor the head it was given. `DeepfakeDetector.fine_tune` hands the weights to its
+backbone (`Backbone.set_fine_tuned`: a new fingerprint, a digest of the values, so features
+cached for the original weights are never served for the new ones) and the head to itself;
+`save` stores the weights (``backbone_weights.npz``, no pickle) and `load` restores them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import math
 import os
 import re
 import time
-import zipfile
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
 from .cache import FaceCrops
 from .datasets import Sample, discover, grouped_split
-from .errors import DatasetError, IncompatibleModelError
+from .errors import DatasetError
+from .extraction import FeatureExtractor
+from .heads import Head, TemporalHead, fold_standardization, heads
 from .registry import Configurable
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .backbones import Backbone
-    from .detector import DeepfakeDetector
-    from .extraction import FeatureExtractor
-
-BACKBONE_WEIGHTS = "backbone_weights.npz"  # the member of a saved model holding fine-tuned backbone weights
 
 
 # --- augmentation -------------------------------------------------------------------------
@@ -145,7 +140,7 @@ def cached_face_crops(extractor: FeatureExtractor, paths: Sequence[str]) -> list
     decoded and detected once, and their crops stored."""
     cache = extractor.cache
     if cache is None:
-        return [extractor._crops(p, _timings()) for p in paths]
+        return [extractor.crops(p, _timings()) for p in paths]
     digests = cache.digests(list(paths))
     found = cache.get_crops([d for d in digests if d], extractor.crops_fingerprint)
     out = []
@@ -153,7 +148,7 @@ def cached_face_crops(extractor: FeatureExtractor, paths: Sequence[str]) -> list
         for path, digest in zip(paths, digests):
             crops = found.get(digest) if digest else None
             if crops is None:
-                crops = extractor._crops(path, _timings())
+                crops = extractor.crops(path, _timings())
                 if digest:
                     writer.put_crops(digest, extractor.crops_fingerprint, crops, extractor.crop_stages)
                     found[digest] = crops
@@ -206,76 +201,6 @@ def set_trainable(model, trainable_blocks: int | None) -> int:
             block = layer_block(layer.name)
             layer.trainable = block is None or block >= first
     return len(model.trainable_weights)
-
-
-# --- fingerprints and persistence -------------------------------------------------------------
-def weights_values_digest(arrays: Sequence[np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for w in arrays:
-        w = np.ascontiguousarray(w)
-        h.update(f"{w.dtype.str}{w.shape}".encode())
-        h.update(w.tobytes())
-    return h.hexdigest()
-
-
-def fine_tuned_fingerprint(backbone: Backbone) -> str:
-    """The fingerprint of a backbone whose weights are its model's current values: its name,
-    its semantic config (not the file it started from) and a digest of the values."""
-    config = {k: v for k, v in backbone.get_config().items() if k not in ("weights", *backbone.non_semantic)}
-    digest = "fine-tuned:" + weights_values_digest(backbone.model.get_weights())
-    payload = json.dumps({"name": backbone.registry_name, "config": config, "weights": digest},
-                         sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def mark_fine_tuned(backbone: Backbone) -> str:
-    """Record that `backbone`'s model holds fine-tuned weights: freeze it and give it the
-    fingerprint of its values. Returns the new fingerprint."""
-    backbone.model.trainable = False
-    backbone.fine_tuned_ = True
-    backbone.__dict__["fingerprint"] = fine_tuned_fingerprint(backbone)
-    return backbone.fingerprint
-
-
-def is_fine_tuned(backbone: Backbone) -> bool:
-    return bool(getattr(backbone, "fine_tuned_", False))
-
-
-def read_backbone_weights(path: str | os.PathLike, archive: zipfile.ZipFile,
-                          limit: int = 1 << 31) -> list[np.ndarray]:
-    """The fine-tuned backbone's arrays from a model file's `BACKBONE_WEIGHTS` member: numbers
-    only, read with ``allow_pickle=False`` (a pickled array is refused, never unpickled)."""
-    if archive.getinfo(BACKBONE_WEIGHTS).file_size > limit:
-        raise IncompatibleModelError(f"{path}: {BACKBONE_WEIGHTS} unpacks to more than a backbone holds; refused")
-    try:
-        with np.load(io.BytesIO(archive.read(BACKBONE_WEIGHTS)), allow_pickle=False) as npz:
-            names = [f"arr_{i}" for i in range(len(npz.files))]
-            if sorted(npz.files) != sorted(names):
-                raise IncompatibleModelError(f"{path}: {BACKBONE_WEIGHTS} holds {sorted(npz.files)}, not arr_0, ...")
-            arrays = [npz[name] for name in names]
-    except IncompatibleModelError:
-        raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:  # pickled (object) arrays land here
-        raise IncompatibleModelError(f"{path}: {BACKBONE_WEIGHTS} is not an .npz archive of numeric arrays ({e})") \
-            from e
-    if any(a.dtype.kind not in "fiu" for a in arrays):
-        raise IncompatibleModelError(f"{path}: {BACKBONE_WEIGHTS} holds arrays that are not numbers")
-    return arrays
-
-
-def restore_fine_tuned(backbone: Backbone, arrays: Sequence[np.ndarray]) -> None:
-    """Put saved fine-tuned weights into `backbone`. Its model is built without the weights it
-    started from (they are all replaced), so neither the file nor a download is needed."""
-    config = {**backbone.get_config(), "weights": None}
-    model = type(backbone).from_config(config).build_model()
-    expected = [tuple(w.shape) for w in model.get_weights()]
-    if [tuple(np.shape(w)) for w in arrays] != expected:
-        raise IncompatibleModelError(f"fine-tuned backbone weights of {len(arrays)} arrays do not match the "
-                                     f"declared {backbone.registry_name} backbone ({len(expected)} arrays)")
-    model.set_weights(list(arrays))
-    model.trainable = False
-    backbone.__dict__["model"] = model
-    mark_fine_tuned(backbone)
 
 
 # --- the training loop ---------------------------------------------------------------------
@@ -367,15 +292,30 @@ def _batches_type():
     return AugmentedBatches
 
 
-def fine_tune(detector: DeepfakeDetector, dataset_dir: str | os.PathLike | Sequence[Sample], *,
+@dataclass(frozen=True)
+class FineTuned:
+    """What `fine_tune` trained: the fitted head, the backbone's weights (for
+    `Backbone.set_fine_tuned`), the Keras `History` of the end-to-end training (its
+    ``fine_tune_`` dict sums the run up) and how many inputs had no face."""
+
+    head: Head
+    backbone_weights: list[np.ndarray]
+    history: Any
+    inputs_without_face: int
+
+
+def fine_tune(extractor: FeatureExtractor, head: Head, dataset_dir: str | os.PathLike | Sequence[Sample], *,
               trainable_blocks: int | None = None, epochs: int = 10, batch_size: int = 32,
               learning_rate: float = 1e-4, weight_decay: float = 0.0, augment: bool | dict | Augmenter = True,
               class_weight: str | None = "balanced", validation_split: float = 0.15, patience: int | None = 3,
               monitor: str = "val_auc", warm_start: bool = True, max_seconds: float | None = None,
-              seed: int = 0, verbose: int = 1, callbacks: list | None = None):
-    """Train `detector`'s backbone and head together on the face crops of `dataset_dir`.
+              seed: int = 0, verbose: int = 1, callbacks: list | None = None) -> FineTuned:
+    """Train a copy of `extractor`'s backbone and a fresh copy of `head` together on the face
+    crops of `dataset_dir`; neither argument is changed.
 
     See the module's doc for the recipe. Args:
+        extractor: the stages up to the features; its cache serves the face crops.
+        head: the head to train (its config; a fresh one is trained).
         dataset_dir: a dataset folder, or samples already discovered.
         trainable_blocks: None trains every layer; N trains the last N blocks of a MobileNet V1
             backbone (the stem and the blocks below stay frozen).
@@ -392,13 +332,10 @@ def fine_tune(detector: DeepfakeDetector, dataset_dir: str | os.PathLike | Seque
         warm_start: first train the head alone on the frozen backbone's features.
         max_seconds: stop after this many seconds of end-to-end training.
         seed: seeds the split, the order of the crops, the augmentation and the head's init.
-    Returns the Keras `History` of the end-to-end training.
     """
     import keras
 
-    from .heads import Head, TemporalHead, _fold_standardization, heads
-
-    if isinstance(detector._part("head"), TemporalHead):
+    if isinstance(head, TemporalHead):
         raise ValueError("fine-tuning trains a frame head with the backbone; the temporal head is video-level: "
                          "fine-tune with the logistic head, or fit the temporal head on frozen features")
     if monitor not in ("val_auc", "val_video_auc"):
@@ -409,10 +346,7 @@ def fine_tune(detector: DeepfakeDetector, dataset_dir: str | os.PathLike | Seque
         raise ValueError(f"epochs must be a positive integer; got {epochs!r}")
     augmenter = _augmenter(augment)
     samples = discover(dataset_dir) if isinstance(dataset_dir, (str, os.PathLike)) else list(dataset_dir)
-    backbone = detector._part("backbone")
-    if is_fine_tuned(backbone):
-        raise ValueError("this detector's backbone is fine-tuned already; build a fresh detector to fine-tune again")
-    extractor = detector.extractor
+    backbone = extractor.backbone
     crops = cached_face_crops(extractor, [s.path for s in samples])
     kept = [i for i, c in enumerate(crops) if len(c)]
     if {samples[i].label for i in kept} != {0, 1}:
@@ -439,14 +373,15 @@ def fine_tune(detector: DeepfakeDetector, dataset_dir: str | os.PathLike | Seque
         weights = (len(y_tr) / (2 * counts[y_tr])).astype(np.float32)
 
     # 1. the head alone, on frozen features
-    head: Head = heads.create(heads.serialize(detector._part("head")))
+    head = heads.create(heads.serialize(head))
     if warm_start:
         head.fit(backbone.embed(x_tr), y_tr, verbose=0)
     else:
         head.model_ = head.build_model(backbone.feature_dim)
 
-    # 2. backbone and head end to end
-    model = backbone.model
+    # 2. backbone and head end to end, on a copy of the backbone's model
+    model = backbone.fresh_model()
+    model.set_weights(backbone.model.get_weights())
     set_trainable(model, trainable_blocks)
     size = backbone.input_size
     inputs = keras.Input((size, size, 3))
@@ -454,7 +389,7 @@ def fine_tune(detector: DeepfakeDetector, dataset_dir: str | os.PathLike | Seque
     standardization = getattr(head, "standardization_", None) if warm_start else None
     if standardization is not None:  # train the head on the scale it was fitted on (its L2 penalty means that)
         mean, scale = standardization
-        _fold_standardization(head.model_, mean, scale, inverse=True)
+        fold_standardization(head.model_, mean, scale, inverse=True)
         features = keras.layers.Lambda(lambda t: (t - mean) * scale, name="standardize")(features)
     outputs = head.model_(features)
     trained = keras.Model(inputs, outputs, name="fine_tune")
@@ -462,7 +397,7 @@ def fine_tune(detector: DeepfakeDetector, dataset_dir: str | os.PathLike | Seque
         optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
     else:
         optimizer = keras.optimizers.Adam(learning_rate)
-    trained.compile(optimizer=optimizer, loss=head._loss())
+    trained.compile(optimizer=optimizer, loss=head.loss())
 
     def predict(x: np.ndarray) -> np.ndarray:
         out = []
@@ -471,7 +406,7 @@ def fine_tune(detector: DeepfakeDetector, dataset_dir: str | os.PathLike | Seque
             n = len(chunk)
             if n < batch_size:
                 chunk = np.concatenate([chunk, np.zeros((batch_size - n, *chunk.shape[1:]), chunk.dtype)])
-            out.append(head._p_fake(np.asarray(trained.predict_on_batch(chunk), np.float64))[:n])
+            out.append(head.p_fake(np.asarray(trained.predict_on_batch(chunk), np.float64))[:n])
         return np.concatenate(out)
 
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
@@ -483,23 +418,13 @@ def fine_tune(detector: DeepfakeDetector, dataset_dir: str | os.PathLike | Seque
         history = trained.fit(data, epochs=epochs, verbose=2 if verbose > 1 else 0,
                               callbacks=[stopper, *(callbacks or [])])
     finally:
-        model.trainable = False
         if standardization is not None:
-            _fold_standardization(head.model_, *standardization)
+            fold_standardization(head.model_, *standardization)
     history.fine_tune_ = {
         "seconds": time.perf_counter() - started, "best_epoch": stopper.best_epoch + 1,
         "epochs_run": len(history.epoch), "stopped_for": stopper.stopped_for or "epochs",
         "best_score": float(stopper.best), "train_frames": int(len(y_tr)),
         "validation_frames": int(0 if y_val is None else len(y_val)), "validation_videos": int(len(val_v)),
     }
-
-    # 3. the detector now computes other features: new fingerprint, fresh extractor
-    mark_fine_tuned(backbone)
-    detector.__dict__.pop("_extractor", None)
     head.model_.trainable = True
-    detector.head_ = head
-    detector.n_features_in_ = int(backbone.feature_dim)
-    detector.fingerprint_ = detector.extractor.fingerprint
-    detector.history_ = history
-    detector.inputs_without_face_ = len(samples) - len(kept)
-    return history
+    return FineTuned(head, model.get_weights(), history, len(samples) - len(kept))

@@ -95,10 +95,12 @@ class Head(Configurable):
     def _layers(self, keras, init) -> list:
         raise NotImplementedError
 
-    def _loss(self) -> str:
+    def loss(self) -> str:
+        """The Keras loss the model trains with (fine-tuning trains it with the backbone)."""
         return "binary_crossentropy"
 
-    def _p_fake(self, output: np.ndarray) -> np.ndarray:
+    def p_fake(self, output: np.ndarray) -> np.ndarray:
+        """p(fake) (N,) from the model's output."""
         return output[:, 0]
 
     def build_model(self, feature_dim: int):
@@ -112,7 +114,7 @@ class Head(Configurable):
         init = keras.initializers.GlorotUniform(seed=self.seed)
         model = keras.Sequential([keras.Input((feature_dim,)), *self._layers(keras, init)], name=self.registry_name)
         opt = (keras.optimizers.SGD if self.optimizer == "sgd" else keras.optimizers.Adam)(self.learning_rate)
-        model.compile(optimizer=opt, loss=self._loss(), metrics=["accuracy"])
+        model.compile(optimizer=opt, loss=self.loss(), metrics=["accuracy"])
         return model
 
     def fit(self, x: np.ndarray, y: np.ndarray, validation_data: tuple[np.ndarray, np.ndarray] | None = None,
@@ -134,7 +136,7 @@ class Head(Configurable):
             if validation_data is not None:
                 validation_data = ((np.asarray(validation_data[0], np.float32) - mean) * scale, validation_data[1])
             history = self._fit(x, y, validation_data, verbose, callbacks)
-            _fold_standardization(self.model_, mean, scale)
+            fold_standardization(self.model_, mean, scale)
             self.standardization_ = (mean, scale)  # fine-tuning unfolds it to keep training on this scale
             return history
         return self._fit(x, y, validation_data, verbose, callbacks)
@@ -161,7 +163,7 @@ class Head(Configurable):
         return self._predict(model, x, videos)
 
     def _predict(self, model, x: np.ndarray, videos: np.ndarray | None) -> np.ndarray:
-        return self._p_fake(np.asarray(model.predict_on_batch(x), dtype=np.float64))
+        return self.p_fake(np.asarray(model.predict_on_batch(x), dtype=np.float64))
 
 
 def _standardization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -174,7 +176,7 @@ def _standardization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), (1.0 / np.maximum(std, floor)).astype(np.float32)
 
 
-def _fold_standardization(model, mean: np.ndarray, scale: np.ndarray, inverse: bool = False) -> None:
+def fold_standardization(model, mean: np.ndarray, scale: np.ndarray, inverse: bool = False) -> None:
     """Make `model`, trained on ``(x - mean) * scale``, take raw `x`: its first Dense layer absorbs
     the affine map exactly, so the saved head keeps its shape. `inverse` undoes it (the model
     takes standardized features again)."""
@@ -202,10 +204,10 @@ class SoftmaxHead(Head):
     def _layers(self, keras, init) -> list:
         return [keras.layers.Dense(2, activation="softmax", kernel_initializer=init)]
 
-    def _loss(self) -> str:
+    def loss(self) -> str:
         return "sparse_categorical_crossentropy"
 
-    def _p_fake(self, output: np.ndarray) -> np.ndarray:
+    def p_fake(self, output: np.ndarray) -> np.ndarray:
         return output[:, 1]
 
 

@@ -1,8 +1,14 @@
-"""Binary detection metrics (fake = positive class), from scikit-learn."""
+"""Binary detection metrics (fake = positive class), from scikit-learn, and the report they make."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+
+from .datasets import Sample
+from .errors import DatasetError
+from .results import EvaluationReport, VideoPrediction
 
 
 def equal_error_rate(y_true: np.ndarray, p_fake: np.ndarray) -> float:
@@ -67,11 +73,35 @@ def bootstrap_ci(y_true: np.ndarray, p_fake: np.ndarray, groups: np.ndarray | No
     return float(low), float(high)
 
 
-def mean_std(runs: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
-    """Each metric's mean and standard deviation over runs (folds), NaN runs left out."""
-    out = {}
-    for key in runs[0] if runs else ():
-        values = np.array([run[key] for run in runs], dtype=np.float64)
-        values = values[np.isfinite(values)]
-        out[key] = (float(values.mean()), float(values.std())) if values.size else (float("nan"), float("nan"))
-    return out
+def summarize(samples: Sequence[Sample], predictions: Sequence[VideoPrediction], protocol: str, threshold: float,
+              folds: tuple[EvaluationReport, ...] = (), leaky: bool = False, bootstrap: int = 1000,
+              seed: int = 0) -> EvaluationReport:
+    """The report on `predictions` of the labelled `samples` (aligned): metrics at video and
+    frame level, per manipulation method, and the video AUC's bootstrap interval by group."""
+    scored = [(s, p) for s, p in zip(samples, predictions) if p.p_fake is not None]
+    if not scored:
+        raise DatasetError("no face found in any input; nothing to evaluate")
+    y = np.array([s.label for s, _ in scored])
+    p = np.array([pred.p_fake for _, pred in scored])
+    frame_y = np.concatenate([np.full(pred.faces_found, s.label) for s, pred in scored])
+    frame_p = np.concatenate([[f.p_fake for f in pred.frames] for _, pred in scored])
+    methods = sorted({s.method for s, _ in scored if s.label == 1 and s.method})
+    by_method = {}
+    for method in methods:
+        rows = np.array([s.label == 0 or s.method == method for s, _ in scored])
+        by_method[method] = binary_metrics(y[rows], p[rows], threshold)
+    groups = np.array([s.group for s, _ in scored])
+    return EvaluationReport(
+        protocol=protocol,
+        n_videos=len(samples),
+        n_frames=len(frame_y),
+        video=binary_metrics(y, p, threshold),
+        frame=binary_metrics(frame_y, frame_p, threshold),
+        videos_without_face=len(samples) - len(scored),
+        predictions=tuple(predictions),
+        labels=tuple(int(s.label) for s in samples),
+        by_method=by_method,
+        video_auc_ci=bootstrap_ci(y, p, groups, n=bootstrap, seed=seed),
+        folds=folds,
+        leaky=leaky,
+    )

@@ -106,6 +106,8 @@ _FACE_REGION_FINETUNE = Preset(
     measured="See docs/how-to/presets.md (benchmarks/ffpp_experiments.py).",
 )
 
+_KEPT = object()  # `preset_config`'s default: the preset's own weights
+
 PRESETS: dict[str, Preset] = {p.name: p for p in (_PAPER, _FACE_REGION, _FACE_REGION_TEMPORAL, _FACE_REGION_FINETUNE)}
 
 
@@ -132,29 +134,36 @@ def get_preset(name: str) -> Preset:
         raise KeyError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}") from None
 
 
-def preset_config(name: str, weights: str | None = None, backbone_weights: str | None = None,
+def preset_config(name: str, weights: str | None | object = _KEPT, backbone_weights: str | None | object = _KEPT,
                   **overrides: Any) -> dict[str, Any]:
     """The `DeepfakeDetector` arguments of preset `name`, with overrides.
 
     `weights` (or its alias `backbone_weights`) replaces the backbone's weights ("imagenet",
-    a weights file, or None); any other keyword replaces that detector argument whole
-    (``sampler=...``, ``head=...``, ``cache=...``). A part given as a dict with no "name"
+    a weights file, or None: random weights); any other keyword replaces that detector argument
+    whole (``sampler=...``, ``head=...``, ``cache=...``). A part given as a dict with no "name"
     updates the preset's part instead (``head={"steps": 100}``).
     """
     preset = get_preset(name)
     config = copy.deepcopy(preset.config)
-    if weights is not None and backbone_weights is not None and weights != backbone_weights:
+    if weights is not _KEPT and backbone_weights is not _KEPT and weights != backbone_weights:
         raise TypeError("give the backbone's weights once: weights=... or backbone_weights=..., not both")
-    chosen = weights if weights is not None else backbone_weights
+    chosen = weights if weights is not _KEPT else backbone_weights
     for key, value in overrides.items():
         current = config.get(key)
         if isinstance(value, dict) and "name" not in value and isinstance(current, dict):
             config[key] = {**current, **copy.deepcopy(value)}
         else:
             config[key] = copy.deepcopy(value)
-    if chosen is not None:
-        backbone = config["backbone"]
-        if not isinstance(backbone, dict):
-            raise TypeError("weights=... needs the backbone as a config dict, not a name or an instance")
-        config["backbone"] = {**backbone, "weights": chosen}
+    if chosen is not _KEPT:
+        config["backbone"] = with_weights(config["backbone"], chosen)
     return config
+
+
+def with_weights(backbone: str | dict[str, Any], weights: str | None) -> dict[str, Any]:
+    """The backbone spec `backbone` (a registry name or a config dict) with `weights` as its
+    weights ("imagenet", a weights file, or None)."""
+    if isinstance(backbone, str):
+        return {"name": backbone, "weights": weights}
+    if not isinstance(backbone, dict):
+        raise TypeError(f"weights=... needs the backbone as a name or a config dict, not {type(backbone).__name__}")
+    return {**backbone, "weights": weights}

@@ -151,8 +151,6 @@ class EvaluationReport:
 
     def across_folds(self) -> dict[str, dict[str, tuple[float, float]]]:
         """Mean and standard deviation of each metric over the folds, per level ("video", "frame")."""
-        from .metrics import mean_std
-
         return {level: mean_std([getattr(f, level) for f in self.folds]) for level in ("video", "frame")}
 
     def summary(self) -> str:
@@ -197,3 +195,13 @@ class EvaluationReport:
             out["across_folds"] = self.across_folds()
             out["folds"] = [f.to_dict() for f in self.folds]
         return clean(out)
+
+
+def mean_std(runs: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
+    """Each metric's mean and standard deviation over runs (folds), NaN runs left out."""
+    out = {}
+    for key in runs[0] if runs else ():
+        values = np.array([run[key] for run in runs], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        out[key] = (float(values.mean()), float(values.std())) if values.size else (float("nan"), float("nan"))
+    return out

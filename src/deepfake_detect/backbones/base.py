@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from ..digests import config_digest, file_sha256
+from ..errors import IncompatibleModelError
 from ..registry import Configurable, Registry
 
 
@@ -21,6 +22,8 @@ class Backbone(Configurable):
     Subclasses implement `build_model()` (a Keras model from preprocessed images to
     features) and `preprocess()`; the Keras model is built on first use. `weights` is
     "imagenet" (Keras' own download), a weights file path, or None (random initialisation).
+    A backbone owns its weights: fine-tuned values replace them through `set_fine_tuned`, and
+    `fingerprint` identifies them by content.
     """
 
     weights: str | None = None
@@ -29,6 +32,8 @@ class Backbone(Configurable):
     buckets: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     #: Config keys that change how, not what, features are computed: left out of `fingerprint`.
     non_semantic: tuple[str, ...] = ()
+    #: Whether the model holds fine-tuned values (`set_fine_tuned`) rather than those of `weights`.
+    fine_tuned_: bool = False
 
     @property
     def feature_dim(self) -> int:
@@ -88,8 +93,36 @@ class Backbone(Configurable):
         return lambda x: forward([v.value for v in model.trainable_variables],
                                  [v.value for v in model.non_trainable_variables], x)
 
+    def set_fine_tuned(self, arrays: Sequence[np.ndarray]) -> None:
+        """Make `arrays` (fine-tuned values, as `keras.Model.get_weights` gives them) its weights:
+        its model is rebuilt without the weights it started from (neither the file nor a download
+        is needed), frozen, and its fingerprint becomes that of the values."""
+        model = self.fresh_model()
+        expected = [tuple(w.shape) for w in model.get_weights()]
+        if [tuple(np.shape(w)) for w in arrays] != expected:
+            raise IncompatibleModelError(f"fine-tuned backbone weights of {len(arrays)} arrays do not match the "
+                                         f"declared {self.registry_name} backbone ({len(expected)} arrays)")
+        model.set_weights(list(arrays))
+        model.trainable = False
+        self.__dict__.pop("_forward", None)  # both were made from the weights it had
+        self.__dict__.pop("fingerprint", None)
+        self.__dict__["model"] = model
+        self.fine_tuned_ = True
+
+    def fine_tuned_weights(self) -> list[np.ndarray] | None:
+        """The fine-tuned values that a saved model stores; None where the weights are `weights`."""
+        return self.model.get_weights() if self.fine_tuned_ else None
+
+    def fresh_model(self):
+        """A new Keras model of this architecture with random weights (no file, no download)."""
+        return type(self).from_config({**self.get_config(), "weights": None}).build_model()
+
     def weights_digest(self) -> str:
-        """Identifies the weights: a file's sha256, Keras' named weights, or the built values."""
+        """Identifies the weights by content: a file's sha256 (``sha256:``), or a digest of the
+        values: fine-tuned (``fine-tuned:``), Keras' named weights (``keras:imagenet:``, the same
+        under every Keras version that loads the same values) or random (``values:``)."""
+        if self.fine_tuned_:
+            return "fine-tuned:" + values_digest(self.model.get_weights())
         if self.weights is None:
             h = hashlib.sha256()
             for w in self.model.get_weights():
@@ -97,15 +130,36 @@ class Backbone(Configurable):
             return "values:" + h.hexdigest()
         if os.path.isfile(str(self.weights)):
             return "sha256:" + file_sha256(self.weights)
-        import keras
-
-        return f"keras:{self.weights}:{keras.__version__}"
+        return f"keras:{self.weights}:" + values_digest(self.model.get_weights())
 
     @cached_property
     def fingerprint(self) -> str:
         """Identifies the features this backbone computes: name, config and weights."""
+        return self._fingerprint(self.weights_digest())
+
+    def legacy_fingerprint(self) -> str | None:
+        """The fingerprint deepfake-detect 0.1.0 gave Keras' named weights, which the models it
+        saved carry: the weights named with the running Keras version (so such a model loads
+        under the Keras version it was saved with). None for other weights."""
+        if self.fine_tuned_ or self.weights is None or os.path.isfile(str(self.weights)):
+            return None
+        import keras
+
+        return self._fingerprint(f"keras:{self.weights}:{keras.__version__}")
+
+    def _fingerprint(self, weights_digest: str) -> str:
         config = {k: v for k, v in self.get_config().items() if k not in ("weights", *self.non_semantic)}
-        return config_digest({"name": self.registry_name, "config": config, "weights": self.weights_digest()})
+        return config_digest({"name": self.registry_name, "config": config, "weights": weights_digest})
+
+
+def values_digest(arrays: Sequence[np.ndarray]) -> str:
+    """sha256 of arrays' dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for w in arrays:
+        w = np.ascontiguousarray(w)
+        h.update(f"{w.dtype.str}{w.shape}".encode())
+        h.update(w.tobytes())
+    return h.hexdigest()
 
 
 def _first_rows(features, n: int) -> np.ndarray:

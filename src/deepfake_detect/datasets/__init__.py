@@ -1,6 +1,6 @@
 """Datasets: discovering labelled inputs, grouped splits, and generated test data.
 
-The TFDS builders live in `deepfake_detect.datasets.tfds` (they need the ``tfds`` extra).
+The TFDS builders live in `deepfake_detect.datasets.tfds_builders` (they need the ``tfds`` extra).
 """
 
 from .discovery import Sample, discover
