@@ -274,6 +274,19 @@ def test_retinaface_coarse_to_fine_windows_and_small_frames(ffpp_frames, photos)
     np.testing.assert_array_equal(_corners(got), _corners(expected))
 
 
+@needs_images
+def test_retinaface_coarse_to_fine_detects_whole_frames_where_it_finds_no_face(photos):
+    """Faces too small for the coarse pass (face.jpg's, about 15 pixels wide at 192) are found as
+    the whole frame finds them; a frame without faces stays empty."""
+    canvas = np.zeros((1080, 1920, 3), np.uint8)
+    canvas[400:755, 700:1212] = photos["face.jpg"]
+    frames = [canvas, np.zeros_like(canvas)]
+    reference = RetinaFaceDetector().detect(frames)
+    assert len(reference[0]) >= 2 and reference[1] == []
+    assert RetinaFaceDetector(detection_size=192, score_threshold=0.5).detect(frames)[0] == []  # as the coarse pass
+    assert RetinaFaceDetector(coarse_size=192).detect(frames) == reference
+
+
 # --- MTCNN ------------------------------------------------------------------------------
 @needs_images
 @needs_mtcnn

@@ -74,7 +74,8 @@ class RetinaFaceDetector(FaceDetector):
             are found on the frame downscaled to `coarse_size` (score above 0.5), then each is
             detected again at `detection_size`'s scale in a window of the frame around it, cut
             on the network's 32-pixel grid, so the boxes are (nearly) those of the whole frame
-            at `detection_size`. A face the coarse pass misses (small ones) is missed.
+            at `detection_size`. A frame where this finds no face is detected whole, so a frame
+            with only small faces keeps them; a small face beside a larger one is missed.
         window: side of that window as a multiple of the coarse face's longer side (then
             widened to the 32-pixel grid); larger windows give boxes closer to the whole frame's,
             at more cost. Only used with `coarse_size`.
@@ -170,6 +171,9 @@ class RetinaFaceDetector(FaceDetector):
                            np.array([b.score for b in refined]), self.nms_threshold)
                 refined = [refined[i] for i in sorted(keep)]
             results.append(refined)
+        unfound = [j for j, faces in enumerate(results) if not faces]  # small faces only, or none: the whole image
+        for j, faces in zip(unfound, self._detect_images([images[j] for j in unfound], self.score_threshold)):
+            results[j] = faces
         return results
 
     def _window(self, box: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
