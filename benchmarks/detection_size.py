@@ -1,11 +1,17 @@
-"""How the face detector's `detection_size` trades speed for boxes, on real videos.
+"""How RetinaFace's `detection_size` and coarse-to-fine detection trade speed for boxes, on real videos.
 
-    python benchmarks/detection_size.py --data ../shared/data/ffpp_c23_dev [--sizes 640 320] [--videos 20] [--frames 8]
+    python benchmarks/detection_size.py --data ../shared/data/ffpp_c23_dev [--sizes 640 320]
+        [--coarse 192] [--window 1.75] [--every 3] [--videos 20] [--frames 8]
 
-Samples `--frames` evenly spaced frames of every third video of `--data` (up to `--videos`),
-runs RetinaFace at each size (the first size is the reference) on the same frames, and prints
-the faces found, the IoU of each size's largest face with the reference's, and the
-milliseconds per frame (sizes take turns on each video, so they share the machine's load).
+Samples `--frames` evenly spaced frames of every `--every`-th video of `--data` (up to
+`--videos`) and runs RetinaFace on the same frames: whole frames at each of `--sizes` (the
+first size is the reference), and coarse to fine (`coarse_size` from `--coarse`, each `--window`,
+at the reference size). For each it prints the faces found, the reference's faces it missed
+(none of its boxes at IoU > 0.5) and the faces it found that the reference did not, the IoU of
+its largest face with the reference's largest face (what the crop uses; median, 5th percentile,
+min, and the frames where they are different faces), and milliseconds per frame with the speed-up
+over the reference. The detectors take turns on each video, in alternating order, so they
+share the machine's load; compare the ratios, not the absolute times.
 """
 
 from __future__ import annotations
@@ -24,10 +30,18 @@ def iou(a, b) -> float:
     return inter / ((a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter)
 
 
+def largest(boxes):
+    return max(boxes, key=lambda f: (f.x2 - f.x1) * (f.y2 - f.y1)) if boxes else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/ffpp_c23_dev")
     parser.add_argument("--sizes", type=int, nargs="+", default=[640, 320])
+    parser.add_argument("--coarse", type=int, nargs="*", default=[192],
+                        help="coarse sizes of coarse-to-fine detection at the reference size (none: skip it)")
+    parser.add_argument("--window", type=float, nargs="+", default=[1.75], help="its window sizes")
+    parser.add_argument("--every", type=int, default=3, help="take every n-th video")
     parser.add_argument("--videos", type=int, default=20)
     parser.add_argument("--frames", type=int, default=8)
     args = parser.parse_args()
@@ -35,35 +49,52 @@ def main() -> None:
     from deepfake_detect import get_face_detector, get_sampler
     from deepfake_detect.video import sample_frames
 
-    videos = sorted(Path(args.data).rglob("*.mp4"))[::3][:args.videos]
+    videos = sorted(Path(args.data).rglob("*.mp4"))[::args.every][:args.videos]
     sampler = get_sampler("uniform", n=args.frames)
-    detectors = {size: get_face_detector("retinaface", detection_size=size) for size in args.sizes}
-    reference = args.sizes[0]
-    found = dict.fromkeys(args.sizes, 0)
-    seconds = dict.fromkeys(args.sizes, 0.0)
-    overlap: dict[int, list[float]] = {size: [] for size in args.sizes[1:]}
+    reference = f"detection_size {args.sizes[0]}"
+    detectors = {f"detection_size {size}": get_face_detector("retinaface", detection_size=size)
+                 for size in args.sizes}
+    for coarse in args.coarse:
+        for window in args.window:
+            detectors[f"coarse_size {coarse}, window {window:g}"] = get_face_detector(
+                "retinaface", detection_size=args.sizes[0], coarse_size=coarse, window=window)
+    names = list(detectors)
+    found = dict.fromkeys(names, 0)
+    missed = dict.fromkeys(names, 0)
+    extra = dict.fromkeys(names, 0)
+    other_face = dict.fromkeys(names, 0)
+    seconds = dict.fromkeys(names, 0.0)
+    overlap: dict[str, list[float]] = {name: [] for name in names}
     frames_seen = 0
-    for path in videos:
+    for k, path in enumerate(videos):
         frames = [frame for _, frame in sample_frames(path, sampler)[1]]
         frames_seen += len(frames)
-        largest = {}
-        for size, detector in detectors.items():
+        boxes = {}
+        for name in (names if k % 2 == 0 else names[::-1]):
+            detector = detectors[name]
             detector.detect(frames[:1])  # warm: the session, and this frame shape
             start = time.perf_counter()
-            boxes = detector.detect(frames)
-            seconds[size] += time.perf_counter() - start
-            largest[size] = [max(b, key=lambda f: (f.x2 - f.x1) * (f.y2 - f.y1)) if b else None for b in boxes]
-            found[size] += sum(b is not None for b in largest[size])
-        for size in overlap:
-            overlap[size] += [iou(a, b) for a, b in zip(largest[reference], largest[size]) if a and b]
-    print(f"{len(videos)} videos, {frames_seen} frames; reference detection_size {reference}")
-    for size in args.sizes:
-        line = f"detection_size {size:5}: {found[size]} faces, {1000 * seconds[size] / frames_seen:.1f} ms/frame"
-        if size in overlap and overlap[size]:
-            ious = np.array(overlap[size])
-            line += (f", IoU with {reference}: median {np.median(ious):.3f}, 5th percentile "
-                     f"{np.percentile(ious, 5):.3f}, min {ious.min():.3f}")
-        print(line)
+            boxes[name] = detector.detect(frames)
+            seconds[name] += time.perf_counter() - start
+        for name in names:
+            for ref, got in zip(boxes[reference], boxes[name]):
+                found[name] += len(got)
+                missed[name] += sum(not got or max(iou(r, g) for g in got) <= 0.5 for r in ref)
+                extra[name] += sum(not ref or max(iou(g, r) for r in ref) <= 0.5 for g in got)
+                a, b = largest(ref), largest(got)
+                if a and b:
+                    overlap[name].append(iou(a, b))
+                    other_face[name] += overlap[name][-1] <= 0.5
+    print(f"{len(videos)} videos, {frames_seen} frames; reference: {reference} "
+          f"({1000 * seconds[reference] / frames_seen:.1f} ms/frame)")
+    for name in names:
+        line = (f"{name:>28}: {found[name]} faces ({missed[name]} missed, {extra[name]} extra), "
+                f"{1000 * seconds[name] / frames_seen:.1f} ms/frame, {seconds[reference] / seconds[name]:.2f}x")
+        if name != reference and overlap[name]:
+            ious = np.array(overlap[name])
+            line += (f"; largest face's IoU: median {np.median(ious):.3f}, 5th percentile "
+                     f"{np.percentile(ious, 5):.3f}, min {ious.min():.3f}, another face {other_face[name]}")
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python benchmarks/ffpp_experiments.py --data ../shared/data/ffpp_c23_dev \
         --weights-dir ../shared/weights [--folds 5] [--candidates paper,face_region,...] \
-        [--max-minutes 180] [--detection-size 320] [--json out/ffpp_experiments.json]
+        [--max-minutes 180] [--detection-size 320] [--coarse-size 192] [--json out/ffpp_experiments.json]
 
 Every candidate is cross-validated on the same grouped folds (scikit-learn's
 StratifiedGroupKFold over the dataset's `group` column, seeded: no person on both sides of a
@@ -172,6 +172,8 @@ def main() -> None:
     parser.add_argument("--no-leaky", action="store_true", help="skip the paper's leaky protocol")
     parser.add_argument("--detection-size", type=int, default=None,
                         help="RetinaFace's detection_size for every candidate (default: the presets', 640)")
+    parser.add_argument("--coarse-size", type=int, default=None,
+                        help="RetinaFace's coarse_size (coarse-to-fine detection) for every candidate (default: none)")
     parser.add_argument("--max-minutes", type=float, default=240.0, help="start no candidate after this many minutes")
     parser.add_argument("--fold-minutes", type=float, default=20.0, help="cap on one fold's fine-tuning")
     parser.add_argument("--cache", default="default", help="feature cache file or folder ('default', or 'none')")
@@ -200,8 +202,9 @@ def main() -> None:
             continue
         spec = CANDIDATES[name]
         config, train_kwargs = candidate_config(spec, args.weights_dir, cache)
-        if args.detection_size is not None:
-            config["face_detector"] = {"name": "retinaface", "detection_size": args.detection_size}
+        if args.detection_size is not None or args.coarse_size is not None:
+            config["face_detector"] = {"name": "retinaface", "detection_size": args.detection_size or 640,
+                                       "coarse_size": args.coarse_size}
         print(f"\n== {name}: {spec['about']}", flush=True)
         if spec.get("train", "fit") == "fine_tune":
             fold_seconds = args.fold_minutes * 60 - 120  # room for crops, the head's warm start, compiling

