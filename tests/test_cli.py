@@ -100,7 +100,9 @@ def test_predict_and_evaluate_take_the_cache_options(runner, model, dataset_dir,
     store = tmp_path / "cache.sqlite"
     video = str(next((dataset_dir / "real").glob("*.mp4")))
     assert runner.invoke(main, ["predict", str(model), video, "--cache", str(store), "-q"]).exit_code == 0
-    assert json.loads(runner.invoke(main, ["cache", "--path", str(store), "info"]).stdout)["entries"] == 2
+    stored = json.loads(runner.invoke(main, ["cache", "--path", str(store), "info"]).stdout)
+    kinds = [entry["kind"] for entry in stored["fingerprints"].values()]
+    assert stored["entries"] == 1 and kinds == ["features"]  # a verdict keeps no face images
     fresh = tmp_path / "unused.sqlite"
     result = runner.invoke(main, ["predict", str(model), video, "--no-cache", "-q"])
     assert result.exit_code == 0, result.output
