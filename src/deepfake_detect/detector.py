@@ -126,13 +126,36 @@ class DeepfakeDetector:
         return [feats for feats, _ in progress(extracted, verbose, what, total=len(paths))]
 
     # --- training ----------------------------------------------------------------------
-    def fit(self, dataset_dir: str | os.PathLike, validation_split: float = 0.15, seed: int = 0,
-            verbose: int = 1, callbacks: list | None = None):
+    def fit(self, dataset_dir: str | os.PathLike, validation_split: float = 0.0, seed: int = 0,
+            verbose: int = 1, callbacks: list | None = None, cross_fit: int | None = None,
+            calibration: str | tuple[str, ...] | None = None, threshold: str | float | None = None,
+            max_abstain: float | None = None):
         """Extract features of every input of `dataset_dir` and train the head on them.
 
-        The validation split is grouped by source video (and by person where names tell),
-        so no video has frames on both sides. Returns the Keras `History` of the head.
+        The choices that need held-out predictions are made by *cross-fitting*: `cross_fit` grouped
+        folds (by source video and person, stratified) each train a head on the other folds and
+        score their own videos; on those out-of-fold video scores `fit` calibrates p(fake)
+        (`calibration`: "platt", "isotonic", "none", or several to choose from by cross-validated
+        log loss), chooses the `threshold` on calibrated p(fake) ("balanced": the best balanced
+        accuracy; "fpr<=0.05"; or a number) and, where `max_abstain` > 0, an "inconclusive" band
+        holding at most that share of videos. Then the final head trains on every labelled video.
+        A preset's `train_kwargs` give the defaults (else 5 folds, Platt, "balanced", no band). With
+        too few groups to cross-fit, it warns and keeps the raw scores and `threshold`.
+
+        `validation_split` > 0 holds out that share of the videos by group, for the validation
+        curves in the returned Keras `History` of the head only (the final head then trains on
+        the rest). Fitted state: `head_`, `decision_` (`calibration.Decision`, or None),
+        `crossfit_` (what cross-fitting measured).
         """
+        from .calibration import choose_decision
+        from .crossfit import FeatureTable, crossfit, usable_folds
+
+        preset = self.__dict__.get("preset_")
+        recipe = dict(preset.train_kwargs) if preset is not None and preset.train == "fit" else {}
+        cross_fit = recipe.get("cross_fit", 5) if cross_fit is None else cross_fit
+        calibration = recipe.get("calibration", "platt") if calibration is None else calibration
+        threshold = recipe.get("threshold", "balanced") if threshold is None else threshold
+        max_abstain = recipe.get("max_abstain", 0.0) if max_abstain is None else max_abstain
         samples = discover(dataset_dir)
         feats = self._features([s.path for s in samples], verbose, "extracting features")
         kept = [(s, f) for s, f in zip(samples, feats) if len(f)]
@@ -140,19 +163,35 @@ class DeepfakeDetector:
             raise DatasetError(f"{dataset_dir}: after face detection, only one class has faces "
                                f"({len(samples) - len(kept)} of {len(samples)} inputs had none); check the inputs.")
         x, y, rows = _stack(kept)
+        video_labels = np.array([s.label for s, _ in kept])
+        video_groups = np.array([s.group for s, _ in kept])
         validation = None
-        train_rows = np.arange(len(y))
+        train_v = np.arange(len(kept))
         if validation_split:
-            video_labels = np.array([s.label for s, _ in kept])
-            video_groups = np.array([s.group for s, _ in kept])
             train_v, val_v = grouped_split(video_labels, video_groups, validation_split, seed)
-            train_rows = np.flatnonzero(np.isin(rows, train_v))
             val_rows = np.flatnonzero(np.isin(rows, val_v))
             validation = (x[val_rows], y[val_rows])
+        train_rows = np.flatnonzero(np.isin(rows, train_v))
+        decision, measured = None, {"folds": 0}
+        k = usable_folds(video_labels[train_v], video_groups[train_v], cross_fit) if cross_fit else 0
+        if k >= 2:
+            table = FeatureTable(x, rows, video_labels, video_groups.astype(str), np.array([s.method for s, _ in kept]))
+            cf = crossfit(heads.serialize(self._part("head")), table, train_v, self._part("aggregator"), k, seed,
+                          registry=heads)
+            decision = choose_decision(cf.scores, video_labels[train_v], video_groups[train_v], calibration,
+                                       threshold, max_abstain, seed=seed)
+            measured = {"folds": k, "videos": len(train_v), **_oof_measures(video_labels[train_v], cf.scores,
+                                                                           decision)}
+        elif cross_fit:
+            warnings.warn(f"{dataset_dir}: too few groups or videos of a class to cross-fit ({k} fold(s) possible); "
+                          "p(fake) stays uncalibrated and the threshold stays at the constructor's", UserWarning,
+                          stacklevel=2)
         head: Head = heads.create(heads.serialize(self._part("head")))
         history = head.fit(x[train_rows], y[train_rows], validation_data=validation,
                            verbose=2 if verbose else 0, callbacks=callbacks, videos=rows[train_rows])
         self.head_ = head
+        self.decision_ = decision
+        self.crossfit_ = measured
         self.n_features_in_ = int(x.shape[1])
         self.fingerprint_ = self.extractor.fingerprint
         self.history_ = history
@@ -208,27 +247,40 @@ class DeepfakeDetector:
         t = time.perf_counter()
         p_frames = head.predict(feats.features)
         p = self._part("aggregator")(p_frames)
+        decision = self.__dict__.get("decision_")
+        if decision is not None:  # calibrated: the video's aggregated score, and each frame's by the same map
+            p, p_frames = float(decision.calibrator(p)), decision.calibrator(p_frames)
         timings = {**timings, "classify": time.perf_counter() - t}
         frames = tuple(
             FramePrediction(int(i), float(s), float(pf), FaceBox(*map(float, b), score=float(sc)))
             for i, s, pf, b, sc in zip(feats.frame_indices, feats.times, p_frames, feats.boxes, feats.scores)
         )
-        label = "fake" if p >= self.threshold else "real"
-        return VideoPrediction(path, label, p, frames, feats.frames_sampled, self.threshold, timings)
+        label = decision.label(p) if decision is not None else ("fake" if p >= self.threshold else "real")
+        return VideoPrediction(path, label, p, frames, feats.frames_sampled, self.operating_threshold, timings)
+
+    @property
+    def operating_threshold(self) -> float:
+        """The threshold on p(fake) that verdicts use: the one `fit` chose on cross-fitted scores, or
+        the constructor's `threshold` (an unfitted detector, a model saved without one)."""
+        decision = self.__dict__.get("decision_")
+        return decision.threshold if decision is not None else self.threshold
 
     def evaluate(self, dataset_dir: str | os.PathLike | list[Sample], verbose: int = 1,
                  bootstrap: int = 1000) -> EvaluationReport:
         """Frame- and video-level metrics on a labelled dataset (a folder, or discovered
         samples); `fake` is the positive class. Metrics per manipulation method where the
         dataset names methods, and a bootstrap 95% interval (`bootstrap` resamples of the
-        groups) of the video ROC AUC. Inputs without a face are counted, not scored."""
+        groups) of the video ROC AUC. Inputs without a face are counted, not scored. A folder of
+        one class (only real, or only fake videos) reports the rate called fake and the accuracy.
+        ECE and Brier score say how calibrated p(fake) is."""
         from .evaluation import summarize
 
         head = self._check_fitted()
-        samples = discover(dataset_dir) if isinstance(dataset_dir, (str, os.PathLike)) else list(dataset_dir)
+        samples = discover(dataset_dir, allow_one_class=True) if isinstance(dataset_dir, (str, os.PathLike)) \
+            else list(dataset_dir)
         feats = self._features([s.path for s in samples], verbose, "evaluating")
         preds = [self._verdict(s.path, f, head, {}, False) for s, f in zip(samples, feats)]
-        return summarize(samples, preds, "held-out dataset", self.threshold, bootstrap=bootstrap)
+        return summarize(samples, preds, "held-out dataset", self.operating_threshold, bootstrap=bootstrap)
 
     # --- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -248,6 +300,10 @@ class DeepfakeDetector:
             "backend": keras.backend.backend(), "n_features_in": self.n_features_in_,
             "backbone_fingerprint": self._part("backbone").fingerprint, "extractor_fingerprint": self.fingerprint_,
         }
+        decision = self.__dict__.get("decision_")
+        if decision is not None:  # calibration, threshold and band: plain numbers (older readers ignore them)
+            metadata["decision"] = decision.to_dict()
+            metadata["crossfit"] = self.__dict__.get("crossfit_", {})
         fine_tuned = None
         if is_fine_tuned(self._part("backbone")):  # its weights are the model's own: stored with it
             buffer = io.BytesIO()
@@ -344,6 +400,8 @@ class DeepfakeDetector:
                                          f"the declared head ({expected})")
         head.model_.set_weights(weights)
         detector.head_ = head
+        detector.decision_ = _read_decision(path, metadata)  # None for a model saved before calibration
+        detector.crossfit_ = metadata.get("crossfit", {}) if isinstance(metadata.get("crossfit"), dict) else {}
         detector.n_features_in_ = int(metadata["n_features_in"])
         detector.fingerprint_ = metadata["extractor_fingerprint"]
         return detector
@@ -408,6 +466,30 @@ def _read_weights(path: str | os.PathLike, data: bytes) -> list[np.ndarray]:
             with archive.open(name) as f:
                 weights.append(np.lib.format.read_array(f, allow_pickle=False))
     return weights
+
+
+def _read_decision(path: str | os.PathLike, metadata: dict):
+    """The saved calibration, threshold and band (`calibration.Decision`), or None where the file
+    predates them; `IncompatibleModelError` where they are malformed."""
+    if "decision" not in metadata:
+        return None
+    from .calibration import Decision
+
+    try:
+        return Decision.from_dict(metadata["decision"])
+    except (ValueError, TypeError, AttributeError) as e:
+        raise IncompatibleModelError(f"{path}: metadata.json's decision is malformed: {e}") from e
+
+
+def _oof_measures(labels: np.ndarray, scores: np.ndarray, decision) -> dict[str, float]:
+    """Out-of-fold AUC and calibration of the cross-fitted scores, before and after calibration."""
+    from .calibration import brier_score, expected_calibration_error
+    from .metrics import binary_metrics
+
+    p = decision.calibrator(scores)
+    return {"oof_video_auc": binary_metrics(labels, scores)["roc_auc"],
+            "oof_ece_raw": expected_calibration_error(labels, scores), "oof_ece": expected_calibration_error(labels, p),
+            "oof_brier_raw": brier_score(labels, scores), "oof_brier": brier_score(labels, p)}
 
 
 def _refuse(path: str | os.PathLike, why: str) -> NoReturn:
