@@ -72,7 +72,12 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--cache", default="default")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--render", default=None, metavar="JSON",
+                        help="print the Markdown tables of docs/how-to/presets.md from this results file, and stop")
     args = parser.parse_args()
+    if args.render:
+        print(render(json.loads(Path(args.render).read_text())))
+        return
 
     from deepfake_detect.evaluation import (cross_source_false_positives, feature_bank, leave_one_method_out,
                                             nested_cross_validate)
@@ -159,6 +164,47 @@ def table(rows) -> str:
                      + f" {r['other_real_called_fake']:>8.3f} {_ci(r['other_real_called_fake_ci']):>15}"
                      + f" {r['refit_auc']:.3f}/{r['bag_auc']:.3f}")
     return "\n".join(lines)
+
+
+def render(results: dict) -> str:
+    """The Markdown tables of docs/how-to/presets.md, every number from `results` (selection.json)."""
+    def num(x, ci=None):
+        if x is None:
+            return "n/a"
+        text = f"{x:.3f}"
+        if ci is not None:
+            text += " [n/a]" if ci[0] is None else f" [{ci[0]:.2f}-{ci[1]:.2f}]"
+        return text
+
+    rows = results["rows"]
+    methods = sorted({m for r in rows for m in r["lomo_auc"]})
+    out = [f"`{results['command']}` ({results['minutes']:.0f} min on {results['machine']['cpus']} shared cores)", "",
+           "| recipe | nested AUC [95% CI] | " + " | ".join(f"leave out {m}: AUC [95% CI]" for m in methods)
+           + " | other-source real called fake [95% CI] | dev real called fake | inconclusive (accuracy of the rest) |",
+           "|---|---|" + "---|" * len(methods) + "---|---|---|"]
+    for r in rows:
+        out.append(f"| `{r['recipe']}` | {num(r['nested_auc'], r['nested_auc_ci'])} | "
+                   + " | ".join(num(r["lomo_auc"].get(m), r["lomo_auc_ci"].get(m)) for m in methods)
+                   + f" | {num(r['other_real_called_fake'], r['other_real_called_fake_ci'])} | "
+                   f"{num(r['dev_false_positive_rate'])} | {num(r['inconclusive_rate'])} "
+                   f"({num(r['decided_accuracy'])}) |")
+    out += ["", "| recipe | ECE before → after calibration | Brier before → after | AUC refit on all | AUC bagged "
+            "fold heads | chosen per outer fold |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        chosen = ", ".join(sorted({c["candidate"] for c in r["choices"]}))
+        out.append(f"| `{r['recipe']}` | {num(r['ece_uncalibrated'])} → {num(r['ece'])} | "
+                   f"{num(r['brier_uncalibrated'])} → {num(r['brier'])} | {num(r['refit_auc'])} | {num(r['bag_auc'])} "
+                   f"| {chosen} |")
+    rules = list(rows[0]["threshold_rules"]) if rows else []
+    out += ["", "Share called fake at each threshold rule (chosen inside, on out-of-fold scores): dev real / dev fake "
+            "(nested) / other-source real:", "",
+            "| recipe | " + " | ".join(f"`{k}`" for k in rules) + " |", "|---|" + "---|" * len(rules)]
+    for r in rows:
+        other = r["cross_source"]["variants"]
+        out.append(f"| `{r['recipe']}` | " + " | ".join(
+            f"{num(r['threshold_rules'][k]['false_positive_rate'])} / {num(r['threshold_rules'][k]['true_positive_rate'])}"
+            f" / {num(other[f'threshold {k}']['false_positive_rate'])}" for k in rules) + " |")
+    return "\n".join(out)
 
 
 def _write(path, command, machine, rows, began) -> None:
