@@ -253,3 +253,26 @@ def test_threshold_rules_and_the_inconclusive_band():
     assert Decision.from_dict(json.loads(json.dumps(decision.to_dict()))).to_dict() == decision.to_dict()
     with pytest.raises(ValueError):
         Decision.from_dict({"threshold": 2})
+
+
+def test_fit_chooses_among_head_candidates_by_cross_fitted_auc(config, paired, tmp_path):
+    temporal = {"name": "temporal", "steps": 60, "batch_size": 16, "learning_rate": 0.01}
+    detector = DeepfakeDetector(**config)
+    detector.fit(paired, verbose=0, cross_fit=2, head_candidates=[HEAD, temporal])
+    aucs = detector.crossfit_["head_candidates_oof_auc"]
+    chosen = ("logistic", "temporal")[int(np.argmax(aucs))]
+    assert detector.head_.registry_name == chosen
+    loaded = DeepfakeDetector.load(detector.save(tmp_path / "m.dfd"))
+    assert loaded.head_.registry_name == chosen
+    video = discover(paired)[0].path
+    assert loaded.predict_video(video).p_fake == pytest.approx(detector.predict_video(video).p_fake)
+
+
+def test_the_recommended_preset_carries_its_fit_recipe():
+    from deepfake_detect.presets import get_preset
+
+    preset = get_preset("face_region_auto")
+    assert preset.train == "fit" and preset.train_kwargs["calibration"] == "platt"
+    assert preset.train_kwargs["max_abstain"] == 0.2 and preset.train_kwargs["threshold"] == "balanced"
+    assert [h["name"] for h in preset.train_kwargs["head_candidates"]] == ["logistic", "temporal"]
+    assert preset.config == get_preset("face_region").config  # the same features

@@ -129,7 +129,7 @@ class DeepfakeDetector:
     def fit(self, dataset_dir: str | os.PathLike, validation_split: float = 0.0, seed: int = 0,
             verbose: int = 1, callbacks: list | None = None, cross_fit: int | None = None,
             calibration: str | tuple[str, ...] | None = None, threshold: str | float | None = None,
-            max_abstain: float | None = None):
+            max_abstain: float | None = None, head_candidates: list | None = None):
         """Extract features of every input of `dataset_dir` and train the head on them.
 
         The choices that need held-out predictions are made by *cross-fitting*: `cross_fit` grouped
@@ -139,8 +139,11 @@ class DeepfakeDetector:
         log loss), chooses the `threshold` on calibrated p(fake) ("balanced": the best balanced
         accuracy; "fpr<=0.05"; or a number) and, where `max_abstain` > 0, an "inconclusive" band
         holding at most that share of videos. Then the final head trains on every labelled video.
-        A preset's `train_kwargs` give the defaults (else 5 folds, Platt, "balanced", no band). With
-        too few groups to cross-fit, it warns and keeps the raw scores and `threshold`.
+        `head_candidates` (head configs) lets the cross-fitting choose the head too: the one with the
+        best out-of-fold video AUC is trained and saved (`head_`; the constructor's `head` is then
+        not used). A preset's `train_kwargs` give the defaults (else 5 folds, Platt, "balanced", no
+        band, the constructor's head). With too few groups to cross-fit, it warns and keeps the raw
+        scores, the first head and `threshold`.
 
         `validation_split` > 0 holds out that share of the videos by group, for the validation
         curves in the returned Keras `History` of the head only (the final head then trains on
@@ -156,6 +159,9 @@ class DeepfakeDetector:
         calibration = recipe.get("calibration", "platt") if calibration is None else calibration
         threshold = recipe.get("threshold", "balanced") if threshold is None else threshold
         max_abstain = recipe.get("max_abstain", 0.0) if max_abstain is None else max_abstain
+        head_candidates = recipe.get("head_candidates") if head_candidates is None else head_candidates
+        configs = [heads.serialize(heads.create(c)) for c in head_candidates] if head_candidates \
+            else [heads.serialize(self._part("head"))]
         samples = discover(dataset_dir)
         feats = self._features([s.path for s in samples], verbose, "extracting features")
         kept = [(s, f) for s, f in zip(samples, feats) if len(f)]
@@ -176,17 +182,21 @@ class DeepfakeDetector:
         k = usable_folds(video_labels[train_v], video_groups[train_v], cross_fit) if cross_fit else 0
         if k >= 2:
             table = FeatureTable(x, rows, video_labels, video_groups.astype(str), np.array([s.method for s, _ in kept]))
-            cf = crossfit(heads.serialize(self._part("head")), table, train_v, self._part("aggregator"), k, seed,
-                          registry=heads)
+            fits = [crossfit(c, table, train_v, self._part("aggregator"), k, seed, registry=heads) for c in configs]
+            aucs = [_oof_measures(video_labels[train_v], f.scores, None)["oof_video_auc"] for f in fits]
+            best = int(np.argmax(aucs))  # the first of equals
+            configs, cf = [configs[best]], fits[best]
             decision = choose_decision(cf.scores, video_labels[train_v], video_groups[train_v], calibration,
                                        threshold, max_abstain, seed=seed)
             measured = {"folds": k, "videos": len(train_v), **_oof_measures(video_labels[train_v], cf.scores,
                                                                            decision)}
+            if len(fits) > 1:
+                measured["head_candidates_oof_auc"] = aucs
         elif cross_fit:
             warnings.warn(f"{dataset_dir}: too few groups or videos of a class to cross-fit ({k} fold(s) possible); "
                           "p(fake) stays uncalibrated and the threshold stays at the constructor's", UserWarning,
                           stacklevel=2)
-        head: Head = heads.create(heads.serialize(self._part("head")))
+        head: Head = heads.create(configs[0])
         history = head.fit(x[train_rows], y[train_rows], validation_data=validation,
                            verbose=2 if verbose else 0, callbacks=callbacks, videos=rows[train_rows])
         self.head_ = head
@@ -315,7 +325,8 @@ class DeepfakeDetector:
         try:
             with os.fdopen(fd, "wb") as f:
                 with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
-                    z.writestr("config.json", json.dumps(self.get_config(), indent=2, default=str))
+                    config = {**self.get_config(), "head": heads.serialize(head)}  # the head fit trained (or chose)
+                    z.writestr("config.json", json.dumps(config, indent=2, default=str))
                     z.writestr("metadata.json", json.dumps(metadata, indent=2))
                     z.writestr("head_weights.npz", weights.getvalue())
                     if fine_tuned is not None:
@@ -486,6 +497,8 @@ def _oof_measures(labels: np.ndarray, scores: np.ndarray, decision) -> dict[str,
     from .calibration import brier_score, expected_calibration_error
     from .metrics import binary_metrics
 
+    if decision is None:
+        return {"oof_video_auc": binary_metrics(labels, scores)["roc_auc"]}
     p = decision.calibrator(scores)
     return {"oof_video_auc": binary_metrics(labels, scores)["roc_auc"],
             "oof_ece_raw": expected_calibration_error(labels, scores), "oof_ece": expected_calibration_error(labels, p),

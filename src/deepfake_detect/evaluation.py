@@ -99,7 +99,8 @@ def cross_validate(detector_config: dict[str, Any], dataset_dir: str | os.PathLi
                      leaky=protocol == "leaky", bootstrap=bootstrap, seed=seed)
 
 
-def summarize(samples: Sequence[Sample], predictions: Sequence[VideoPrediction], protocol: str, threshold: float,
+def summarize(samples: Sequence[Sample], predictions: Sequence[VideoPrediction], protocol: str,
+              threshold: float | Sequence[float],
               folds: tuple[EvaluationReport, ...] = (), leaky: bool = False, bootstrap: int = 1000,
               seed: int = 0, min_groups: int = 1) -> EvaluationReport:
     """The report on `predictions` of the labelled `samples` (aligned): metrics at video and
@@ -107,7 +108,11 @@ def summarize(samples: Sequence[Sample], predictions: Sequence[VideoPrediction],
     the rate called fake's). A dataset of one class only (all real, or all fake) is reported too:
     its rate called fake and accuracy, with AUC-like metrics NaN. Predictions labelled
     "inconclusive" count in `video["inconclusive_rate"]`; `video["decided_accuracy"]` is the
-    accuracy of the others. Intervals need `min_groups` groups (NaN, "n/a", below)."""
+    accuracy of the others. Intervals need `min_groups` groups (NaN, "n/a", below). `threshold` may
+    give each input its own (a nested cross-validation's folds each choose one)."""
+    each = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(samples),))
+    scored_at = [i for i, p in enumerate(predictions) if p.p_fake is not None]
+    threshold = each[scored_at]
     scored = [(s, p) for s, p in zip(samples, predictions) if p.p_fake is not None]
     if not scored:
         raise DatasetError("no face found in any input; nothing to evaluate")
@@ -119,22 +124,27 @@ def summarize(samples: Sequence[Sample], predictions: Sequence[VideoPrediction],
     by_method = {}
     for method in methods:
         rows = np.array([s.label == 0 or s.method == method for s, _ in scored])
-        by_method[method] = binary_metrics(y[rows], p[rows], threshold)
+        by_method[method] = binary_metrics(y[rows], p[rows], threshold[rows])
     groups = np.array([s.group for s, _ in scored])
     video = binary_metrics(y, p, threshold)
     inconclusive = np.array([pred.label == "inconclusive" for _, pred in scored])
     decided = ~inconclusive
     video["inconclusive_rate"] = float(inconclusive.mean())
-    video["decided_accuracy"] = float(((p[decided] >= threshold) == (y[decided] == 1)).mean()) if decided.any() \
-        else float("nan")
-    rate_ci = bootstrap_ci(y, p, groups, n=bootstrap, seed=seed, min_groups=max(min_groups, 2),
-                           statistic=lambda yy, pp: float((pp >= threshold).mean()))
+    right = (p >= threshold) == (y == 1)
+    video["decided_accuracy"] = float(right[decided].mean()) if decided.any() else float("nan")
+    called = (p >= threshold).astype(np.float64)
+    rate_ci = bootstrap_ci(y, called, groups, n=bootstrap, seed=seed, min_groups=max(min_groups, 2),
+                           statistic=lambda yy, cc: float(cc.mean()))
+    n_real, n_fake = int((y == 0).sum()), int((y == 1).sum())
+    video["false_positive_rate"] = video["fp"] / n_real if n_real else float("nan")
+    video["true_positive_rate"] = video["tp"] / n_fake if n_fake else float("nan")
+    frame_threshold = np.concatenate([np.full(pred.faces_found, t) for (_, pred), t in zip(scored, threshold)])
     return EvaluationReport(
         protocol=protocol,
         n_videos=len(samples),
         n_frames=len(frame_y),
         video=video,
-        frame=binary_metrics(frame_y, frame_p, threshold),
+        frame=binary_metrics(frame_y, frame_p, frame_threshold),
         videos_without_face=len(samples) - len(scored),
         predictions=tuple(predictions),
         labels=tuple(int(s.label) for s in samples),
@@ -429,10 +439,8 @@ def run_outer(recipe: Recipe, bank: FeatureBank, splits: Sequence[tuple[np.ndarr
                   for j in range(len(fp))), feats.frames_sampled, d.threshold))
     # one threshold for the pooled report's metrics is not defined (each fold chose its own): the
     # accuracy-type metrics use each video's own verdict, computed here and patched in
-    report = summarize(samples, preds, protocol, 0.5, bootstrap=bootstrap, seed=seed,
-                       min_groups=MIN_BOOTSTRAP_GROUPS)
-    own = np.array([cal[v] >= decisions[v].threshold for v in order])
-    _patch_own_threshold(report.video, y, own, np.array([p.label == "inconclusive" for p in preds]))
+    report = summarize(samples, preds, protocol, [decisions[v].threshold for v in order], bootstrap=bootstrap,
+                       seed=seed, min_groups=MIN_BOOTSTRAP_GROUPS)
     variants = {}
     for name, scores, calibrated in (("refit" if recipe.final == "refit" else "bag", raw, cal),
                                      ("bag" if recipe.final == "refit" else "refit", raw_bag, cal_bag)):
@@ -451,20 +459,6 @@ def run_outer(recipe: Recipe, bank: FeatureBank, splits: Sequence[tuple[np.ndarr
 def _frame_scores(table: FeatureTable, videos: np.ndarray, frame_p: np.ndarray) -> dict[int, np.ndarray]:
     owner = table.owner[table.rows(videos)]
     return {int(v): frame_p[owner == v] for v in np.asarray(videos, int)}
-
-
-def _patch_own_threshold(metrics: dict, y: np.ndarray, called: np.ndarray, inconclusive: np.ndarray) -> None:
-    tp = int((called & (y == 1)).sum())
-    fp = int((called & (y == 0)).sum())
-    tn = int((~called & (y == 0)).sum())
-    fn = int((~called & (y == 1)).sum())
-    metrics.update(tn=tn, fp=fp, fn=fn, tp=tp, accuracy=(tp + tn) / len(y), called_fake_rate=float(called.mean()))
-    n_real, n_fake = (y == 0).sum(), (y == 1).sum()
-    metrics["balanced_accuracy"] = float((tn / n_real + tp / n_fake) / 2) if n_real and n_fake else float("nan")
-    metrics["false_positive_rate"] = fp / n_real if n_real else float("nan")
-    metrics["true_positive_rate"] = tp / n_fake if n_fake else float("nan")
-    decided = ~inconclusive
-    metrics["decided_accuracy"] = float((called[decided] == (y[decided] == 1)).mean()) if decided.any() else float("nan")
 
 
 def _variant_metrics(y: np.ndarray, p: np.ndarray, groups: np.ndarray, thresholds: np.ndarray, bootstrap: int,

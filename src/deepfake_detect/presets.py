@@ -27,7 +27,8 @@ class Preset:
         description: one line for `list_presets`.
         config: `DeepfakeDetector` arguments (JSON-able).
         train: "fit" (head on frozen features) or "fine_tune" (backbone and head end to end).
-        train_kwargs: arguments of that training method.
+        train_kwargs: arguments of that training method (`fit`'s or `fine_tune`'s; each takes
+            them as defaults).
         measured: what the preset scored, and under which protocol (for the documentation).
     """
 
@@ -106,7 +107,21 @@ _FACE_REGION_FINETUNE = Preset(
     measured="See docs/how-to/presets.md (benchmarks/ffpp_experiments.py).",
 )
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (_PAPER, _FACE_REGION, _FACE_REGION_TEMPORAL, _FACE_REGION_FINETUNE)}
+_FACE_REGION_AUTO = Preset(
+    name="face_region_auto",
+    description=("The recommended preset: the face_region features; fit chooses the logistic or the temporal head by "
+                 "cross-fitted video AUC, calibrates p(fake) (Platt), chooses the threshold and an inconclusive band "
+                 "on out-of-fold scores, then trains on every video. Add real videos of other sources to training."),
+    config={**_FACE_REGION.config},
+    train="fit",
+    train_kwargs={"cross_fit": 5, "calibration": "platt", "threshold": "balanced", "max_abstain": 0.2,
+                  "head_candidates": [_FACE_REGION.config["head"], _FACE_REGION_TEMPORAL.config["head"]]},
+    measured=("Nested grouped cross-validation on the FaceForensics++ c23 dev set with other-source real videos "
+              "added to training (benchmarks/selection.py, recipe select+other): see docs/how-to/presets.md."),
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (_PAPER, _FACE_REGION, _FACE_REGION_TEMPORAL, _FACE_REGION_FINETUNE,
+                                                  _FACE_REGION_AUTO)}
 
 
 def register_preset(preset: Preset) -> Preset:
