@@ -5,8 +5,8 @@
 
 With the face_region preset's features (read from the feature cache):
 
-1. each source's median frame size, bits per pixel (file bits / (pixels x frames)) and face height
-   (pixels, and as a share of the frame height);
+1. each source's median frame size, bits per pixel (file bits / (pixels x frames)), face height
+   (pixels, and as a share of the frame height), frame rate and length;
 2. the face_region recipe trained on the dev set (calibration and threshold chosen inside, as
    `cross_source_false_positives`) scoring every other-source video: the rate called fake per
    source, and the Spearman correlation of p(fake) with face height and bits per pixel;
@@ -44,7 +44,8 @@ def video_facts(path: str, feats) -> dict:
     cap.release()
     face = float(np.median(feats.boxes[:, 3] - feats.boxes[:, 1]))
     return {"width": width, "height": height, "bits_per_pixel": os.path.getsize(path) * 8 / max(width * height * frames, 1),
-            "face_px": face, "face_share": face / height if height else float("nan"), "fps": fps}
+            "face_px": face, "face_share": face / height if height else float("nan"), "fps": fps,
+            "seconds": frames / fps if fps else float("nan")}
 
 
 def transform(x: np.ndarray, kind: str) -> np.ndarray:
@@ -64,7 +65,12 @@ def main() -> None:
     parser.add_argument("--other-real", default="../shared/data/real_other")
     parser.add_argument("--weights-dir", default="../shared/weights")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--render", default=None, metavar="JSON",
+                        help="print the Markdown tables of docs/how-to/presets.md from this results file, and stop")
     args = parser.parse_args()
+    if args.render:
+        print(render(json.loads(Path(args.render).read_text())))
+        return
 
     from scipy.stats import spearmanr
     from sklearn.linear_model import LogisticRegression
@@ -85,13 +91,14 @@ def main() -> None:
               "dev fake" if s.label == 1 else f"other: {s.method}" for s in samples]
     facts = [video_facts(s.path, f) for s, f in zip(samples, feats)]
     out = {"command": command, "sources": {}}
-    print(f"\n{'source':44} {'n':>3} {'frame':>10} {'bits/pixel':>10} {'face px':>8} {'face/frame':>10}")
+    print(f"\n{'source':44} {'n':>3} {'frame':>10} {'bits/pixel':>10} {'face px':>8} {'face/frame':>10} "
+          f"{'fps':>4} {'seconds':>7}")
     for name in sorted(set(source)):
         rows = [f for f, s in zip(facts, source) if s == name]
         med = {k: float(np.median([r[k] for r in rows])) for k in rows[0]}
         out["sources"][name] = {"n": len(rows), **med}
         print(f"{name:44} {len(rows):>3} {med['width']:>4.0f}x{med['height']:<5.0f} {med['bits_per_pixel']:>10.3f} "
-              f"{med['face_px']:>8.0f} {med['face_share']:>10.2f}")
+              f"{med['face_px']:>8.0f} {med['face_share']:>10.2f} {med['fps']:>4.0f} {med['seconds']:>7.1f}")
 
     result = cross_source_false_positives(recipe, bank, True, bootstrap=1000)
     other = [i for i, s in enumerate(source) if s.startswith("other")]
@@ -151,6 +158,31 @@ def main() -> None:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(_clean(out), indent=1))
+
+
+def render(results: dict) -> str:
+    """The Markdown tables of docs/how-to/presets.md, every number from `results` (cross_source.json)."""
+    out = ["| source | videos | frame (median) | bits per pixel | face height (px) | face / frame height | fps | "
+           "seconds |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in results["sources"].items():
+        out.append(f"| {name} | {r['n']} | {r['width']:.0f}x{r['height']:.0f} | {r['bits_per_pixel']:.3f} | "
+                   f"{r['face_px']:.0f} | {r['face_share']:.2f} | {r['fps']:.0f} | {r['seconds']:.1f} |")
+    t = results["face_region_trained_on_dev"]
+    ci = t["called_fake_ci"]
+    out += ["", f"`face_region` trained on the dev set (threshold chosen inside) called "
+            f"{t['called_fake']:.3f} of the other-source real videos fake"
+            + (f" [95% CI {ci[0]:.2f}-{ci[1]:.2f}]" if ci[0] is not None else "") + ": "
+            + "; ".join(f"{name.removeprefix('other: ')} {r['called_fake']:.3f} (median p(fake) "
+                        f"{r['median_p_fake']:.2f}, {r['n']} videos)" for name, r in t["by_source"].items())
+            + f". Spearman correlation of p(fake) with face height {t['spearman_p_vs_face_px']:.2f}, with bits per "
+            f"pixel {t['spearman_p_vs_bits_per_pixel']:.2f}. Dev real and other-source real videos are told apart "
+            f"from their mean features with a grouped AUC of {results['source_separability_auc']:.3f}.",
+            "", "Per-video normalisation of the frozen features (a scikit-learn logistic regression standing in for "
+            "the head, grouped 5-fold):", "", "| normalisation | dev AUC | other-source real at p >= 0.5 |",
+            "|---|---|---|"]
+    for kind, r in results["normalisation"].items():
+        out.append(f"| {kind} | {r['dev_auc']:.3f} | {r['other_real_called_fake']:.3f} |")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -268,9 +268,13 @@ def test_fit_chooses_among_head_candidates_by_cross_fitted_auc(config, paired, t
     assert loaded.predict_video(video).p_fake == pytest.approx(detector.predict_video(video).p_fake)
 
 
-def test_the_recommended_preset_carries_its_fit_recipe():
+def test_the_recommended_presets_carry_their_fit_recipe():
     from deepfake_detect.presets import get_preset
 
+    recommended = get_preset("face_region_calibrated")
+    assert recommended.config == get_preset("face_region").config and "head_candidates" not in recommended.train_kwargs
+    assert recommended.train_kwargs == {"cross_fit": 5, "calibration": "platt", "threshold": "balanced",
+                                        "max_abstain": 0.2}
     preset = get_preset("face_region_auto")
     assert preset.train == "fit" and preset.train_kwargs["calibration"] == "platt"
     assert preset.train_kwargs["max_abstain"] == 0.2 and preset.train_kwargs["threshold"] == "balanced"
