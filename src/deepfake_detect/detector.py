@@ -218,6 +218,7 @@ class DeepfakeDetector:
 
         preset = self.__dict__.get("preset_")
         defaults = dict(preset.train_kwargs) if preset is not None and preset.train == "fine_tune" else {}
+        self.decision_ = None  # a calibration fitted on another head's scores would not apply
         return fine_tune(self, dataset_dir, **{**defaults, **kwargs})
 
     def _check_fitted(self) -> Head:
