@@ -45,6 +45,8 @@ RECIPES: dict[str, dict] = {
                              "about": "the face_region_temporal preset"},
     "face_region+other": {"candidates": ["face_region"], "other": True,
                           "about": "face_region, other-source real videos added to training"},
+    "face_region_temporal+other": {"candidates": ["face_region_temporal"], "other": True,
+                                   "about": "face_region_temporal, other-source real videos added to training"},
     "select+other": {"candidates": ["face_region", "face_region_temporal"], "other": True,
                      "about": "face_region or face_region_temporal chosen inside (temporal weight 0 or 0.5), "
                               "other-source real videos added to training"},
