@@ -43,7 +43,8 @@ def video_facts(path: str, feats) -> dict:
                                                        cv2.CAP_PROP_FRAME_COUNT, cv2.CAP_PROP_FPS))
     cap.release()
     face = float(np.median(feats.boxes[:, 3] - feats.boxes[:, 1]))
-    return {"width": width, "height": height, "bits_per_pixel": os.path.getsize(path) * 8 / max(width * height * frames, 1),
+    bits = os.path.getsize(path) * 8 / max(width * height * frames, 1)
+    return {"width": width, "height": height, "bits_per_pixel": bits,
             "face_px": face, "face_share": face / height if height else float("nan"), "fps": fps,
             "seconds": frames / fps if fps else float("nan")}
 

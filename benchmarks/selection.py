@@ -156,7 +156,8 @@ def _row(name, spec, nested, lomo, source, seconds) -> dict:
 def table(rows) -> str:
     methods = sorted({m for r in rows for m in r["lomo_auc"]})
     head = (f"{'recipe':22} {'nested AUC [95% CI]':>22} {'ECE raw→cal':>12} {'dev FPR':>8} "
-            + " ".join(f"{'LOMO ' + m:>16}" for m in methods) + f" {'other real called fake':>24} {'refit/bag AUC':>14}")
+            + " ".join(f"{'LOMO ' + m:>16}" for m in methods)
+            + f" {'other real called fake':>24} {'refit/bag AUC':>14}")
     lines = [head, "-" * len(head)]
     for r in rows:
         ci = _ci(r["nested_auc_ci"])
@@ -195,7 +196,8 @@ def render(results: dict) -> str:
     for r in rows:
         chosen = ", ".join(sorted({c["candidate"] for c in r["choices"]}))
         out.append(f"| `{r['recipe']}` | {num(r['ece_uncalibrated'])} → {num(r['ece'])} | "
-                   f"{num(r['brier_uncalibrated'])} → {num(r['brier'])} | {num(r['refit_auc'])} | {num(r['bag_auc'])} "
+                   f"{num(r['brier_uncalibrated'])} → {num(r['brier'])} | {num(r['refit_auc'])} | "
+                   f"{num(r['bag_auc'])} "
                    f"| {chosen} |")
     rules = list(rows[0]["threshold_rules"]) if rows else []
     out += ["", "Share called fake at each threshold rule (chosen inside, on out-of-fold scores): dev real / dev fake "
@@ -204,7 +206,8 @@ def render(results: dict) -> str:
     for r in rows:
         other = r["cross_source"]["variants"]
         out.append(f"| `{r['recipe']}` | " + " | ".join(
-            f"{num(r['threshold_rules'][k]['false_positive_rate'])} / {num(r['threshold_rules'][k]['true_positive_rate'])}"
+            f"{num(r['threshold_rules'][k]['false_positive_rate'])} / "
+            f"{num(r['threshold_rules'][k]['true_positive_rate'])}"
             f" / {num(other[f'threshold {k}']['false_positive_rate'])}" for k in rules) + " |")
     return "\n".join(out)
 

@@ -415,7 +415,8 @@ def run_outer(recipe: Recipe, bank: FeatureBank, splits: Sequence[tuple[np.ndarr
             chosen[v] = fitted.candidate
         frames.update(_frame_scores(table, test, fr if recipe.final == "refit" else
                                     score_videos(fitted.bag, table, test, agg)[1]))
-        choices.append({"fold": k, "candidate": fitted.candidate.name, "inner_auc": fitted.inner_auc[fitted.candidate.name],
+        name = fitted.candidate.name
+        choices.append({"fold": k, "candidate": name, "inner_auc": fitted.inner_auc[name],
                         "inner_aucs": fitted.inner_auc, "calibration": d.calibrator.method,
                         "threshold": d.threshold, "band": list(d.band), "thresholds": fitted.thresholds,
                         "n_train": len(train), "n_test": len(test),
@@ -490,7 +491,8 @@ def nested_cross_validate(recipe: Recipe, dataset_dir: str | os.PathLike | Seque
     part only. `extra_real` (videos of other sources, all real) joins every training part and is
     never tested (the cross-source rate is `cross_source_false_positives`'s)."""
     bank, dev, extra = _bank(recipe, dataset_dir, extra_real, verbose)
-    splits = [(np.concatenate([train, extra]), test) for train, test in grouped_outer_splits(bank, dev, outer_folds, seed)]
+    splits = [(np.concatenate([train, extra]), test)
+              for train, test in grouped_outer_splits(bank, dev, outer_folds, seed)]
     protocol = (f"nested grouped {outer_folds}-fold cross-validation (inner {recipe.inner_folds} folds choose "
                 f"candidate, calibration, threshold)" + (f"; {len(extra)} extra real videos in every training part"
                                                          if len(extra) else ""))
