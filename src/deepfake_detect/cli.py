@@ -126,7 +126,9 @@ def build_detector(preset, sampler, face_detector, backbone, weights, head, aggr
 @main.command()
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Where to save the model.")
-@click.option("--validation-split", default=0.15, show_default=True, help="Share of videos held out (grouped).")
+@click.option("--validation-split", default=0.0, show_default=True,
+              help="Share of videos held out (grouped) for validation curves only; calibration and threshold are "
+                   "cross-fitted over grouped folds, and the final head trains on every other video.")
 @pipeline_options
 def fit(data, output, validation_split, quiet, **parts):
     """Train a detector on DATA (real/ and fake/ folders, or a labels.csv) and save it. A preset

@@ -19,6 +19,8 @@ from . import fine_tuning
 from .aggregation import Aggregator, aggregators
 from .backbones import Backbone, backbones
 from .cache import FeatureCache, open_cache
+from .calibration import Decision, brier_score, choose_decision, expected_calibration_error
+from .crossfit import FeatureTable, crossfit, usable_folds
 from .datasets import Sample, discover, grouped_split
 from .errors import DatasetError, IncompatibleModelError, NoFaceFoundError, NotFittedError
 from .extraction import FeatureExtractor
@@ -164,27 +166,55 @@ class DeepfakeDetector:
         return [feats for feats, _ in progress(extracted, verbose, description, total=len(inputs))]
 
     def _set_fitted(self, head: Head, n_features_in: int, fingerprint: str, history: Any = None,
-                    inputs_without_face: int | None = None) -> None:
+                    inputs_without_face: int | None = None, decision: Decision | None = None,
+                    crossfit: dict | None = None) -> None:
         """The fitted state, set by `fit`, `fine_tune` and `load` alike."""
         self.head_ = head
+        self.decision_ = decision
+        self.crossfit_ = crossfit or {}
         self.n_features_in_ = n_features_in
         self.fingerprint_ = fingerprint
         self.history_ = history
         self.inputs_without_face_ = inputs_without_face
 
     # --- training ----------------------------------------------------------------------
-    def fit(self, dataset_dir: str | os.PathLike, validation_split: float = 0.15, seed: int = 0,
-            verbose: int = 1, callbacks: list | None = None):
+    def fit(self, dataset_dir: str | os.PathLike, validation_split: float = 0.0, seed: int = 0,
+            verbose: int = 1, callbacks: list | None = None, cross_fit: int | None = None,
+            calibration: str | tuple[str, ...] | None = None, threshold: str | float | None = None,
+            max_abstain: float | None = None, head_candidates: list | None = None):
         """Extract features of every input of `dataset_dir` and train the head on them.
 
-        About `validation_split` of the videos are held out for validation, grouped by source
-        video (by person where names or a ``group`` column tell) with both classes on each
-        side; where the data is too small for that, the head trains on everything, with a
-        warning. `verbose`: 0 silent; 1 a progress bar of the extraction and a one-line
-        summary (videos trained and validated on, the validation's video ROC AUC and
-        accuracy); 2 also Keras' line per epoch. Both go to standard error.
-        Returns the Keras `History` of the head.
+        The choices that need held-out predictions are made by *cross-fitting*: `cross_fit` grouped
+        folds (by source video and person, stratified) each train a head on the other folds and
+        score their own videos; on those out-of-fold video scores `fit` calibrates p(fake)
+        (`calibration`: "platt", "isotonic", "none", or several to choose from by cross-validated
+        log loss), chooses the `threshold` on calibrated p(fake) ("balanced": the best balanced
+        accuracy; "fpr<=0.05"; or a number) and, where `max_abstain` > 0, an "inconclusive" band
+        holding at most that share of videos. Then the final head trains on every labelled video.
+        `head_candidates` (head configs) lets the cross-fitting choose the head too: the one with the
+        best out-of-fold video AUC is trained and saved (`head_`; the constructor's `head` is then
+        not used). A preset's `train_kwargs` give the defaults (else 5 folds, Platt, "balanced", no
+        band, the constructor's head). With too few groups to cross-fit, it warns and keeps the raw
+        scores, the first head and `threshold`.
+
+        `validation_split` > 0 holds out that share of the videos by group (both classes on each
+        side; with too little data for that, a warning and no validation), for the validation
+        curves in the returned Keras `History` of the head (the final head then trains on the
+        rest). `verbose`: 0 silent; 1 a progress bar of the extraction and a one-line summary
+        (videos trained on, the cross-fitted out-of-fold video ROC AUC and threshold, the
+        validation's video ROC AUC and accuracy); 2 also Keras' line per epoch. Both go to
+        standard error. Fitted state: `head_`, `decision_` (`calibration.Decision`, or None),
+        `crossfit_` (what cross-fitting measured).
         """
+        preset = self.__dict__.get("preset_")
+        recipe = dict(preset.train_kwargs) if preset is not None and preset.train == "fit" else {}
+        cross_fit = recipe.get("cross_fit", 5) if cross_fit is None else cross_fit
+        calibration = recipe.get("calibration", "platt") if calibration is None else calibration
+        threshold = recipe.get("threshold", "balanced") if threshold is None else threshold
+        max_abstain = recipe.get("max_abstain", 0.0) if max_abstain is None else max_abstain
+        head_candidates = recipe.get("head_candidates") if head_candidates is None else head_candidates
+        configs = [heads.serialize(heads.create(c)) for c in head_candidates] if head_candidates \
+            else [heads.serialize(self.part("head"))]
         samples = discover(dataset_dir)
         feats = self.extract_features([s.path for s in samples], verbose)
         kept = [(s, f) for s, f in zip(samples, feats) if len(f)]
@@ -193,30 +223,54 @@ class DeepfakeDetector:
                                f"({len(samples) - len(kept)} of {len(samples)} inputs had none); check the inputs.")
         x, y, rows = _stack(kept)
         video_labels = np.array([s.label for s, _ in kept])
+        video_groups = np.array([s.group for s, _ in kept])
         train_v, val_v = np.arange(len(kept)), np.arange(0)
         if validation_split:
             try:
-                train_v, val_v = grouped_split(video_labels, np.array([s.group for s, _ in kept]),
-                                               validation_split, seed)
+                train_v, val_v = grouped_split(video_labels, video_groups, validation_split, seed)
             except DatasetError as e:
                 warnings.warn(f"{dataset_dir}: training on all {len(kept)} videos, without validation: {e}",
                               UserWarning, stacklevel=2)
         train_rows, val_rows = np.flatnonzero(np.isin(rows, train_v)), np.flatnonzero(np.isin(rows, val_v))
         validation = (x[val_rows], y[val_rows]) if len(val_rows) else None
-        head: Head = heads.create(heads.serialize(self.part("head")))
+        decision, measured = None, {"folds": 0}
+        k = usable_folds(video_labels[train_v], video_groups[train_v], cross_fit) if cross_fit else 0
+        if k >= 2:
+            table = FeatureTable(x, rows, video_labels, video_groups.astype(str), np.array([s.method for s, _ in kept]))
+            fits = [crossfit(c, table, train_v, self.part("aggregator"), k, seed, registry=heads) for c in configs]
+            aucs = [_oof_measures(video_labels[train_v], f.scores, None)["oof_video_auc"] for f in fits]
+            best = int(np.argmax(aucs))  # the first of equals
+            configs, cf = [configs[best]], fits[best]
+            decision = choose_decision(cf.scores, video_labels[train_v], video_groups[train_v], calibration,
+                                       threshold, max_abstain, seed=seed)
+            measured = {"folds": k, "videos": len(train_v), **_oof_measures(video_labels[train_v], cf.scores,
+                                                                           decision)}
+            if len(fits) > 1:
+                measured["head_candidates_oof_auc"] = aucs
+        elif cross_fit:
+            warnings.warn(f"{dataset_dir}: too few groups or videos of a class to cross-fit ({k} fold(s) possible); "
+                          "p(fake) stays uncalibrated and the threshold stays at the constructor's", UserWarning,
+                          stacklevel=2)
+        head: Head = heads.create(configs[0])
         with contextlib.redirect_stdout(sys.stderr):  # Keras prints its epoch lines on standard output
             history = head.fit(x[train_rows], y[train_rows], validation_data=validation, verbose=2 * (verbose > 1),
                                callbacks=callbacks, videos=rows[train_rows])
-        self._set_fitted(head, int(x.shape[1]), self.extractor.fingerprint, history, len(samples) - len(kept))
+        self._set_fitted(head, int(x.shape[1]), self.extractor.fingerprint, history, len(samples) - len(kept),
+                         decision, measured)
         if verbose:
             summary = f"fit: trained on {len(train_v)} videos ({len(train_rows)} face frames)"
+            if decision is not None:
+                summary += (f"; cross-fitted over {k} grouped folds: out-of-fold video ROC AUC "
+                            f"{measured['oof_video_auc']:.3f}, threshold {decision.threshold:.3f}")
             if len(val_v):
                 p = head.predict(x[val_rows], videos=rows[val_rows])
                 p_videos = [self.part("aggregator")(p[rows[val_rows] == v]) for v in val_v]
-                scores = binary_metrics(video_labels[val_v], np.array(p_videos), self.threshold)
+                if decision is not None:
+                    p_videos = decision.calibrator(np.array(p_videos))
+                scores = binary_metrics(video_labels[val_v], np.array(p_videos), self.operating_threshold)
                 summary += (f"; validated on {len(val_v)} videos of groups not trained on: "
                             f"video ROC AUC {scores['roc_auc']:.3f}, accuracy {scores['accuracy']:.3f}")
-            else:
+            elif decision is None:
                 summary += ", without validation"
             if self.inputs_without_face_:
                 summary += f"; {self.inputs_without_face_} of {len(samples)} inputs had no face"
@@ -238,7 +292,7 @@ class DeepfakeDetector:
         backbone.set_fine_tuned(tuned.backbone_weights)
         self.__dict__.pop("_extractor", None)  # its fingerprints name the weights the backbone had
         self._set_fitted(tuned.head, backbone.feature_dim, self.extractor.fingerprint, tuned.history,
-                         tuned.inputs_without_face)
+                         tuned.inputs_without_face)  # no calibration: one fitted on another head would not apply
         return tuned.history
 
     def _check_fitted(self) -> Head:
@@ -278,25 +332,38 @@ class DeepfakeDetector:
         t = time.perf_counter()
         p_frames = head.predict(feats.features)
         p = self.part("aggregator")(p_frames)
+        decision = self.__dict__.get("decision_")
+        if decision is not None:  # calibrated: the video's aggregated score, and each frame's by the same map
+            p, p_frames = float(decision.calibrator(p)), decision.calibrator(p_frames)
         timings = {**timings, "classify": time.perf_counter() - t}
         frames = tuple(
             FramePrediction(int(i), float(s), float(pf), FaceBox(*map(float, b), score=float(sc)))
             for i, s, pf, b, sc in zip(feats.frame_indices, feats.times, p_frames, feats.boxes, feats.scores)
         )
-        label = "fake" if p >= self.threshold else "real"
-        return VideoPrediction(path, label, p, frames, feats.frames_sampled, self.threshold, timings)
+        label = decision.label(p) if decision is not None else ("fake" if p >= self.threshold else "real")
+        return VideoPrediction(path, label, p, frames, feats.frames_sampled, self.operating_threshold, timings)
+
+    @property
+    def operating_threshold(self) -> float:
+        """The threshold on p(fake) that verdicts use: the one `fit` chose on cross-fitted scores, or
+        the constructor's `threshold` (an unfitted detector, a model saved without one)."""
+        decision = self.__dict__.get("decision_")
+        return decision.threshold if decision is not None else self.threshold
 
     def evaluate(self, dataset_dir: str | os.PathLike | list[Sample], verbose: int = 1,
                  bootstrap: int = 1000) -> EvaluationReport:
         """Frame- and video-level metrics on a labelled dataset (a folder, or discovered
         samples); `fake` is the positive class. Metrics per manipulation method where the
         dataset names methods, and a bootstrap 95% interval (`bootstrap` resamples of the
-        groups) of the video ROC AUC. Inputs without a face are counted, not scored."""
+        groups) of the video ROC AUC. Inputs without a face are counted, not scored. A folder of
+        one class (only real, or only fake videos) reports the rate called fake and the accuracy.
+        ECE and Brier score say how calibrated p(fake) is."""
         head = self._check_fitted()
-        samples = discover(dataset_dir) if isinstance(dataset_dir, (str, os.PathLike)) else list(dataset_dir)
+        samples = discover(dataset_dir, allow_one_class=True) if isinstance(dataset_dir, (str, os.PathLike)) \
+            else list(dataset_dir)
         feats = self.extract_features([s.path for s in samples], verbose, "evaluating")
         preds = [self._verdict(s.path, f, head, {}, False) for s, f in zip(samples, feats)]
-        return summarize(samples, preds, "held-out dataset", self.threshold, bootstrap=bootstrap)
+        return summarize(samples, preds, "held-out dataset", self.operating_threshold, bootstrap=bootstrap)
 
     # --- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -315,10 +382,15 @@ class DeepfakeDetector:
             "backend": keras.backend.backend(), "n_features_in": self.n_features_in_,
             "backbone_fingerprint": backbone.fingerprint, "extractor_fingerprint": self.fingerprint_,
         }
+        decision = self.__dict__.get("decision_")
+        if decision is not None:  # calibration, threshold and band: plain numbers (older readers ignore them)
+            metadata["decision"] = decision.to_dict()
+            metadata["crossfit"] = self.__dict__.get("crossfit_") or {}
         tuned = backbone.fine_tuned_weights()  # fine-tuned weights are the model's own: stored with it
         if tuned is not None:
             metadata["fine_tuned_backbone"] = True
-        return write_model(path, SavedModel(self.get_config(), metadata, head.model_.get_weights(), tuned))
+        config = {**self.get_config(), "head": heads.serialize(head)}  # the head fit trained (or chose)
+        return write_model(path, SavedModel(config, metadata, head.model_.get_weights(), tuned))
 
     @classmethod
     def load(cls, path: str | os.PathLike, backbone_weights: str | None = None,
@@ -371,7 +443,9 @@ class DeepfakeDetector:
             raise IncompatibleModelError(f"{path}: head weights of shapes {[w.shape for w in weights]} do not match "
                                          f"the declared head ({expected})")
         head.model_.set_weights(weights)
-        detector._set_fitted(head, int(metadata["n_features_in"]), metadata["extractor_fingerprint"])
+        crossfit = metadata.get("crossfit") if isinstance(metadata.get("crossfit"), dict) else {}
+        detector._set_fitted(head, int(metadata["n_features_in"]), metadata["extractor_fingerprint"],
+                             decision=_read_decision(path, metadata), crossfit=crossfit)  # no decision: saved before calibration
         return detector
 
     def __repr__(self) -> str:
@@ -394,6 +468,27 @@ def _same(snapshot: Any, spec: Any) -> bool:
     if snapshot is spec:
         return True
     return isinstance(spec, (str, dict, os.PathLike)) and type(snapshot) is type(spec) and snapshot == spec
+
+
+def _read_decision(path: str | os.PathLike, metadata: dict):
+    """The saved calibration, threshold and band (`calibration.Decision`), or None where the file
+    predates them; `IncompatibleModelError` where they are malformed."""
+    if "decision" not in metadata:
+        return None
+    try:
+        return Decision.from_dict(metadata["decision"])
+    except (ValueError, TypeError, AttributeError) as e:
+        raise IncompatibleModelError(f"{path}: metadata.json's decision is malformed: {e}") from e
+
+
+def _oof_measures(labels: np.ndarray, scores: np.ndarray, decision) -> dict[str, float]:
+    """Out-of-fold AUC and calibration of the cross-fitted scores, before and after calibration."""
+    if decision is None:
+        return {"oof_video_auc": binary_metrics(labels, scores)["roc_auc"]}
+    p = decision.calibrator(scores)
+    return {"oof_video_auc": binary_metrics(labels, scores)["roc_auc"],
+            "oof_ece_raw": expected_calibration_error(labels, scores), "oof_ece": expected_calibration_error(labels, p),
+            "oof_brier_raw": brier_score(labels, scores), "oof_brier": brier_score(labels, p)}
 
 
 def _stack(kept: list[tuple[Sample, FaceFeatures]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """Presets: named detector configurations, as keras-hub's ``from_preset``.
 
     DeepfakeDetector.from_preset("paper")                       # the seed paper, exactly
-    DeepfakeDetector.from_preset("face_region", weights=path)   # our best recipe, offline weights
+    DeepfakeDetector.from_preset("face_region_calibrated", weights=path)   # the recommended recipe
     list_presets()                                                # {name: description}
 
 A preset is a recipe, not trained weights: a detector config (every part, by registry name
@@ -27,7 +27,8 @@ class Preset:
         description: one line for `list_presets`.
         config: `DeepfakeDetector` arguments (JSON-able).
         train: "fit" (head on frozen features) or "fine_tune" (backbone and head end to end).
-        train_kwargs: arguments of that training method.
+        train_kwargs: arguments of that training method (`fit`'s or `fine_tune`'s; each takes
+            them as defaults).
         measured: what the preset scored, and under which protocol (for the documentation).
     """
 
@@ -80,7 +81,7 @@ _FACE_REGION = Preset(
 
 _FACE_REGION_TEMPORAL = Preset(
     name="face_region_temporal",
-    description=("Our best on FaceForensics++ under grouped evaluation: the face_region features with the temporal "
+    description=("The face_region features with the temporal "
                  "head (each frame's logistic score averaged with a video-level model of how much the features "
                  "change between sampled frames)."),
     config={**_FACE_REGION.config,
@@ -108,7 +109,37 @@ _FACE_REGION_FINETUNE = Preset(
 
 _KEPT = object()  # `preset_config`'s default: the preset's own weights
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (_PAPER, _FACE_REGION, _FACE_REGION_TEMPORAL, _FACE_REGION_FINETUNE)}
+_FIT_RECIPE = {"cross_fit": 5, "calibration": "platt", "threshold": "balanced", "max_abstain": 0.2}
+
+_FACE_REGION_CALIBRATED = Preset(
+    name="face_region_calibrated",
+    description=("Recommended: the face_region detector; fit calibrates p(fake) (Platt), chooses the threshold of best "
+                 "balanced accuracy and an inconclusive band (at most 20% of videos) on 5-fold cross-fitted scores, "
+                 "then trains on every video. Add real videos of other sources to the training data."),
+    config={**_FACE_REGION.config},
+    train="fit",
+    train_kwargs=dict(_FIT_RECIPE),
+    measured=("Nested grouped cross-validation on the FaceForensics++ c23 dev set with 19 other-source real videos "
+              "added to training (benchmarks/selection.py, recipe face_region+other): video AUC 0.855 "
+              "[0.81-0.93], other-source real videos called fake 0.263; see docs/how-to/presets.md."),
+)
+
+_FACE_REGION_AUTO = Preset(
+    name="face_region_auto",
+    description=("The face_region features; fit chooses the logistic or the temporal head by cross-fitted video AUC, "
+                 "then calibrates, chooses threshold and band as face_region_calibrated. For datasets large enough "
+                 "to trust the inner choice."),
+    config={**_FACE_REGION.config},
+    train="fit",
+    train_kwargs={**_FIT_RECIPE,
+                  "head_candidates": [_FACE_REGION.config["head"], _FACE_REGION_TEMPORAL.config["head"]]},
+    measured=("Nested grouped cross-validation on the FaceForensics++ c23 dev set with other-source real videos "
+              "added to training (benchmarks/selection.py, recipe select+other): video AUC 0.897 [0.86-0.96], "
+              "other-source real videos called fake 0.316; see docs/how-to/presets.md."),
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (_PAPER, _FACE_REGION, _FACE_REGION_TEMPORAL, _FACE_REGION_FINETUNE,
+                                                  _FACE_REGION_CALIBRATED, _FACE_REGION_AUTO)}
 
 
 def register_preset(preset: Preset) -> Preset:

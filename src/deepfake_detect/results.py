@@ -133,7 +133,9 @@ class EvaluationReport:
     A cross-validation keeps each fold's own report in `folds` (`across_folds` gives mean
     and std). `predictions` and `labels` (0 real, 1 fake) are aligned, one per input.
     `leaky` marks a protocol that puts frames of one video on both sides of a split: its
-    numbers measure memorisation of videos, not detection of unseen ones.
+    numbers measure memorisation of videos, not detection of unseen ones. A dataset of one
+    class (`one_class`) has no AUC: its `video["called_fake_rate"]` (with
+    `called_fake_rate_ci`) and accuracy are what it measures.
     """
 
     protocol: str
@@ -148,6 +150,14 @@ class EvaluationReport:
     video_auc_ci: tuple[float, float] = (float("nan"), float("nan"))
     folds: tuple[EvaluationReport, ...] = ()
     leaky: bool = False
+    called_fake_rate_ci: tuple[float, float] = (float("nan"), float("nan"))
+
+    @property
+    def one_class(self) -> str | None:
+        """"real" or "fake" where every scored input is of that class (AUC is then undefined and the
+        rate called fake is the number to read), else None."""
+        scored = {y for y, p in zip(self.labels, self.predictions) if p.p_fake is not None}
+        return None if len(scored) != 1 else ("fake" if scored == {1} else "real")
 
     def across_folds(self) -> dict[str, dict[str, tuple[float, float]]]:
         """Mean and standard deviation of each metric over the folds, per level ("video", "frame")."""
@@ -159,6 +169,16 @@ class EvaluationReport:
             lines.append("WARNING: leaky protocol: frames of one video are on both sides of the split; these numbers "
                          "do not measure detection of unseen videos")
         shown = ("accuracy", "balanced_accuracy", "roc_auc", "average_precision", "eer", "log_loss")
+        if self.one_class:
+            v = self.video
+            n = v["tn"] + v["fp"] + v["fn"] + v["tp"]
+            called = v["fp"] + v["tp"]
+            low, high = self.called_fake_rate_ci
+            ci = f" [95% CI {low:.3f}-{high:.3f}]" if np.isfinite(low) else " [95% CI n/a: too few groups]"
+            lines.append(f"one class only ({self.one_class}): {called} of {n} called fake (rate "
+                         f"{v['called_fake_rate']:.3f}{ci}); accuracy {v['accuracy']:.3f}; "
+                         f"ECE {v['ece']:.3f}, Brier {v['brier']:.3f}")
+            shown = ("accuracy", "log_loss")
         spread = self.across_folds() if self.folds else {}
         for level in ("video", "frame"):
             metrics = getattr(self, level)
@@ -168,11 +188,18 @@ class EvaluationReport:
                 if k in spread.get(level, {}):
                     text += " (folds: {:.3f} ± {:.3f})".format(*spread[level][k])
                 if level == "video" and k == "roc_auc":
-                    text += " [95% CI {:.3f}-{:.3f}]".format(*self.video_auc_ci)
+                    text += (" [95% CI {:.3f}-{:.3f}]".format(*self.video_auc_ci) if np.isfinite(self.video_auc_ci[0])
+                             else " [95% CI n/a]")
                 parts.append(text)
             lines.append(f"{level}: " + ", ".join(parts))
             lines.append(f"{level} confusion: tn {metrics['tn']}, fp {metrics['fp']}, "
                          f"fn {metrics['fn']}, tp {metrics['tp']}")
+            if level == "video" and "ece" in metrics:
+                extra = f"video calibration: ECE {metrics['ece']:.3f}, Brier {metrics['brier']:.3f}"
+                if metrics.get("inconclusive_rate"):
+                    extra += (f"; inconclusive {metrics['inconclusive_rate']:.3f}, accuracy of the rest "
+                              f"{metrics['decided_accuracy']:.3f}")
+                lines.append(extra)
         for method, metrics in self.by_method.items():
             lines.append(f"real vs {method}: " + ", ".join(f"{k} {metrics[k]:.3f}" for k in shown[:3]))
         if self.videos_without_face:
@@ -190,7 +217,8 @@ class EvaluationReport:
 
         out = {"protocol": self.protocol, "leaky": self.leaky, "n_videos": self.n_videos, "n_frames": self.n_frames,
                "videos_without_face": self.videos_without_face, "video": self.video, "frame": self.frame,
-               "video_auc_ci": self.video_auc_ci, "by_method": self.by_method}
+               "video_auc_ci": self.video_auc_ci, "by_method": self.by_method, "one_class": self.one_class,
+               "called_fake_rate_ci": self.called_fake_rate_ci}
         if self.folds:
             out["across_folds"] = self.across_folds()
             out["folds"] = [f.to_dict() for f in self.folds]
