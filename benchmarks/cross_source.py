@@ -79,7 +79,7 @@ def main() -> None:
     from sklearn.preprocessing import StandardScaler
 
     from deepfake_detect.datasets import grouped_folds
-    from deepfake_detect.evaluation import Recipe, _clean, cross_source_false_positives, feature_bank
+    from deepfake_detect.evaluation import Recipe, json_ready, cross_source_false_positives, feature_bank
 
     command = shlex.join(["python", *sys.argv])
     print(command, flush=True)
@@ -158,7 +158,7 @@ def main() -> None:
               f"{out['normalisation'][kind]['other_real_called_fake']:.3f}", flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(_clean(out), indent=1))
+        Path(args.json).write_text(json.dumps(json_ready(out), indent=1))
 
 
 def render(results: dict) -> str:

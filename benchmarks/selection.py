@@ -216,9 +216,9 @@ def _write(path, command, machine, rows, began) -> None:
     if not path:
         return
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    from deepfake_detect.evaluation import _clean
+    from deepfake_detect.evaluation import json_ready
 
-    Path(path).write_text(json.dumps(_clean({"command": command, "machine": machine, "rows": rows,
+    Path(path).write_text(json.dumps(json_ready({"command": command, "machine": machine, "rows": rows,
                                              "minutes": (time.perf_counter() - began) / 60}), indent=1, default=_json))
 
 

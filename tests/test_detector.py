@@ -44,7 +44,7 @@ def test_fit_verbose_levels_write_to_stderr_only(dataset_dir, detector_config, c
     config = {**detector_config, "head": {"name": "logistic", "epochs": 3}}
     seen = {}
     for verbose in (0, 1, 2):
-        history = DeepfakeDetector(**config).fit(dataset_dir, verbose=verbose)
+        history = DeepfakeDetector(**config).fit(dataset_dir, verbose=verbose, validation_split=0.15)
         assert "val_loss" in history.history  # a grouped validation: one of its two groups of people
         seen[verbose] = capsys.readouterr()
     assert [seen[v].out for v in seen] == ["", "", ""]
@@ -58,9 +58,13 @@ def test_fit_verbose_levels_write_to_stderr_only(dataset_dir, detector_config, c
 def test_fit_on_a_tiny_dataset_trains_without_validation_and_warns(portraits, detector_config, tmp_path):
     tiny = make_dataset(tmp_path, portraits, n_real=2, n_fake=2, seconds=1.0, fps=5.0)  # one group: portraits 0 and 1
     detector = DeepfakeDetector(**detector_config)
-    with pytest.warns(UserWarning, match="training on all 4 videos, without validation"):
-        history = detector.fit(tiny, verbose=0)
+    with pytest.warns(UserWarning) as warned:
+        history = detector.fit(tiny, verbose=0, validation_split=0.15)
+    said = [str(w.message) for w in warned]
+    assert any("training on all 4 videos, without validation" in m for m in said)
+    assert any("too few groups or videos of a class to cross-fit" in m for m in said)
     assert "loss" in history.history and "val_loss" not in history.history
+    assert detector.decision_ is None  # uncalibrated: nothing held out to calibrate on
     assert detector.predict_video(next((tiny / "fake").glob("*.mp4"))).label in ("real", "fake")
 
 

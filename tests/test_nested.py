@@ -156,7 +156,7 @@ def test_fit_cross_fits_then_trains_the_final_head_on_every_video(monkeypatch, c
     monkeypatch.setattr(detector_module, "heads", Counting())
     detector = DeepfakeDetector(**config)
     detector.fit(paired, verbose=0, cross_fit=3)
-    total = sum(len(f) for f in detector._features([s.path for s in discover(paired)], 0, ""))
+    total = sum(len(f) for f in detector.extract_features([s.path for s in discover(paired)], 0))
     assert total == 96
     assert len(fits) == 3 + 1 and fits[-1] == total  # 3 cross-fitting folds, then every labelled frame
     assert all(n < total for n in fits[:-1])

@@ -214,8 +214,8 @@ class FeatureBank:
         for c in candidates:
             key = _extractor_key(c.config)
             if key not in self._all:
-                self._all[key] = DeepfakeDetector(**c.config)._features([s.path for s in self.samples], self.verbose,
-                                                                         "extracting features")
+                self._all[key] = DeepfakeDetector(**c.config).extract_features([s.path for s in self.samples],
+                                                                                self.verbose)
                 new = True
         if new or not hasattr(self, "kept"):
             self._index()
@@ -311,7 +311,7 @@ class NestedReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"recipe": self.recipe, "protocol": self.protocol, "report": self.report.to_dict(),
-                "variants": _clean(self.variants), "choices": _clean(self.choices)}
+                "variants": json_ready(self.variants), "choices": json_ready(self.choices)}
 
 
 def _fmt(x) -> str:
@@ -321,11 +321,12 @@ def _fmt(x) -> str:
         (f"{x:.3f}" if isinstance(x, float) else str(x))
 
 
-def _clean(value):
+def json_ready(value):
+    """`value` with numpy numbers as Python numbers, tuples and arrays as lists, NaN and inf as None."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
-        return [_clean(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, (np.floating, float)):
         return None if not np.isfinite(value) else float(value)
     if isinstance(value, np.integer):
