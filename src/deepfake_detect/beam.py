@@ -209,10 +209,9 @@ class WriteShard(apache_beam.DoFn):
 def read_inputs(pipeline, collection: str):
     """The `Item`s of `collection` as a PCollection, and how many there are (None where
     unknown until read: a text file of paths)."""
-    remote = _remote(collection)
-    if not remote and (os.path.isdir(collection) or collection.endswith(".csv")):
+    if not _remote(collection) and not bulk.is_path_list(collection):
         items = bulk.list_collection(collection)
-    elif collection.endswith(".csv"):
+    elif collection.lower().endswith(".csv"):
         with FileSystems.open(collection) as f:
             text = f.read().decode("utf-8")
         items = bulk.parse_labels_csv(text, collection.rsplit("/", 1)[0], FileSystems.join)

@@ -165,8 +165,14 @@ def add_timings(total: dict[str, float], spent: dict[str, float]) -> None:
 
 
 def auto_shards(n: int | None) -> int:
-    """Shards of a run of `n` inputs: one per 1,000 (16 where `n` is unknown until read)."""
+    """Shards of a run of `n` inputs: one per 1,000; 16 for a list of paths (`n` None: on Beam
+    its length is not known until it is read, and a local run writes the same shards)."""
     return 16 if n is None else max(1, -(-n // 1000))
+
+
+def is_path_list(collection: str | os.PathLike) -> bool:
+    """Whether `collection` names a text file of paths (not a folder, nor a ``*.csv``)."""
+    return not str(collection).lower().endswith(".csv") and not Path(collection).is_dir()
 
 
 def clear_output(output: str | os.PathLike, kinds: Iterable[str] = shards.KINDS) -> None:
@@ -191,7 +197,7 @@ def run_local(detector: DeepfakeDetector, collection: str | os.PathLike, output:
     from .progress import progress
 
     items = list_collection(collection)
-    num_shards = num_shards or auto_shards(len(items))
+    num_shards = num_shards or auto_shards(None if is_path_list(collection) else len(items))
     clear_output(output, [kind])
     started = time.perf_counter()
     spent: dict[str, float] = {}
