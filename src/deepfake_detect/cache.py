@@ -338,6 +338,43 @@ class FeatureCache:
         with self.writer() as w:
             w.put_crops(digest, fingerprint, crops, stages)
 
+    def import_shards(self, paths: str | os.PathLike | Sequence[str | os.PathLike],
+                      fingerprint: str | None = None) -> dict[str, int]:
+        """Fill the cache with the features of Parquet shards written by a bulk run
+        (`deepfake_detect.shards`: ``deepfake-detect extract --output DIR``, on Beam or not),
+        stored as the local path stores them: under each input file's sha256 and the shard's
+        extraction fingerprint, so `fit`, `evaluate` and `cross_validate` with the same stages
+        find them and extract nothing.
+
+        `paths`: shard files, folders (their ``features-*.parquet``) or glob patterns.
+        `fingerprint`: refuse shards of another one (`CacheError`). Rows with status "error"
+        hold nothing and are skipped; "no_face" rows are stored, as locally (no face found).
+        Returns counts: ``files``, ``ok`` and ``no_face`` (imported), ``error`` (skipped).
+        """
+        from . import shards
+
+        files = shards.shard_files(paths, "features")
+        counts = {"files": len(files), "ok": 0, "no_face": 0, "error": 0}
+        with self.writer(max_entries=256) as writer:
+            for path in files:
+                try:
+                    meta = shards.read_metadata(path)
+                except ValueError as e:
+                    raise CacheError(str(e)) from e
+                if meta.get("kind") != "features" or meta.get("format_version") != shards.FORMAT_VERSION:
+                    raise CacheError(f"{path}: a {meta.get('kind')} shard of format {meta.get('format_version')}; "
+                                     f"the cache imports features shards of format {shards.FORMAT_VERSION}")
+                if fingerprint is not None and meta["fingerprint"] != fingerprint:
+                    raise CacheError(f"{path}: features of fingerprint {meta['fingerprint']}, not {fingerprint}")
+                for row in shards.iter_rows(path):
+                    if row["status"] == "error" or not row["digest"]:
+                        counts["error"] += 1
+                        continue
+                    writer.put_features(row["digest"], meta["fingerprint"], shards.features_of(row), meta["stages"])
+                    counts[row["status"]] += 1
+                    writer.commit_if_due()
+        return counts
+
     def _put_rows(self, rows: list[tuple], described: dict[str, tuple[str, str]]) -> None:
         with self._write("writing") as db:
             db.executemany(f"INSERT OR REPLACE INTO entries ({_COLUMNS}) VALUES ({', '.join('?' * 15)})", rows)

@@ -144,14 +144,78 @@ def fit(data, output, validation_split, quiet, **parts):
     click.echo(f"saved {path} ({final})", err=True)
 
 
+def scale_out_options(command):
+    """``--runner``, ``--beam-options``, ``--output`` and ``--shards``: a bulk run of a whole
+    collection into Parquet shards (`deepfake_detect.bulk`, `deepfake_detect.beam`)."""
+    options = [
+        click.option("--runner", type=click.Choice(["direct", "beam"]), default="direct", show_default=True,
+                     help="direct: in this process; beam: an Apache Beam pipeline (pip install "
+                          "\"deepfake-detect[beam]\"), on the DirectRunner with 2 worker processes unless "
+                          "--beam-options name another runner."),
+        click.option("--beam-options", default="", help="Beam pipeline options, passed on unchanged, e.g. "
+                     "\"--runner=FlinkRunner --flink_master=host:8081\"."),
+        click.option("--output", default=None, help="Folder (or a URL of Beam's file systems) for the Parquet "
+                     "shards and summary.json; needed by --runner beam."),
+        click.option("--shards", type=int, default=0, help="Shards to write (0: one per 1,000 inputs; 16 for a "
+                     "list of paths read on Beam).  [default: 0]"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _scale_out(detector, data, runner, beam_options, output, shards, quiet, model=None, weights=None):
+    """A bulk run of `data` (features, or with `model` predictions) into shards in `output`."""
+    import shlex
+
+    from . import bulk
+
+    if output is None:
+        raise click.UsageError("--runner beam writes Parquet shards: give --output DIR")
+    if runner == "beam":
+        try:
+            from . import beam
+        except ImportError as e:
+            raise click.UsageError(str(e)) from None
+        config = detector.get_config() if model is None else None
+        summary = beam.run(data, output, config=config, model=model, weights=weights,
+                           beam_args=shlex.split(beam_options), num_shards=shards)
+    else:
+        if not Path(data).exists():
+            raise click.BadParameter(f"{data} does not exist", param_hint="DATA")
+        kind = "features" if model is None else "predictions"
+        summary = bulk.run_local(detector, data, output, kind, num_shards=shards,
+                                 verbose=0 if quiet else 1,
+                                 suffixes=("parquet", "jsonl") if model is not None else ("parquet",))
+    click.echo(f"{bulk.describe(summary)} in {output}", err=True)
+
+
+def _scale_out_predict(model, inputs, weights, cache, quiet, runner, beam_options, output, shards):
+    """`predict --output`/`--runner beam`: one collection's predictions as shards."""
+    if len(inputs) != 1:
+        raise click.UsageError("--output and --runner beam take one collection: a folder, a labels.csv or a text "
+                               f"file of paths; got {len(inputs)} INPUTS")
+    detector = None
+    if runner != "beam":
+        detector = DeepfakeDetector.load(model, backbone_weights=weights, cache=cache)
+    _scale_out(detector, inputs[0], runner, beam_options, output, shards, quiet, model=model, weights=weights)
+
+
 @main.command()
-@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.argument("data", type=click.Path())
 @pipeline_options
-def extract(data, quiet, **parts):
-    """Fill the feature cache with the crops and features of every input of DATA (no training)."""
+@scale_out_options
+def extract(data, quiet, runner, beam_options, output, shards, **parts):
+    """Fill the feature cache with the crops and features of every input of DATA (no training).
+    With --output, write them as Parquet shards too; with --runner beam, on Apache Beam."""
     from .datasets import discover
 
     detector = build_detector(**parts)
+    if output is not None or runner == "beam":
+        return _scale_out(detector, data, runner, beam_options, output, shards, quiet)
+    if not Path(data).is_dir():
+        raise click.BadParameter(f"{data} is not a folder (a labels.csv or list of paths needs --output)",
+                                 param_hint="DATA")
     if detector.extractor.cache is None:
         raise click.UsageError("extract only fills the cache: give --cache default or a path, not none")
     samples = discover(data)
@@ -179,11 +243,15 @@ def _videos(inputs: tuple[str, ...]) -> list[Path]:
               help="Write report.html and a timeline PNG of frame scores and faces here (one video only).")
 @cache_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def predict(model, inputs, as_json, as_csv, weights, report_dir, cache, no_cache, quiet):
-    """Predict each video or image in INPUTS (folders: every video in them) with MODEL."""
+@scale_out_options
+def predict(model, inputs, as_json, as_csv, weights, report_dir, cache, no_cache, quiet, **scale_out):
+    """Predict each video or image in INPUTS (folders: every video in them) with MODEL. With
+    --output, write the predictions of one collection as shards; with --runner beam, on Apache Beam."""
     from .errors import VideoReadError
     from .progress import progress
 
+    if scale_out["output"] is not None or scale_out["runner"] == "beam":
+        return _scale_out_predict(model, inputs, weights, chosen_cache(cache, no_cache), quiet, **scale_out)
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
     videos = _videos(inputs)
@@ -322,3 +390,17 @@ def cache_verify(store, drop):
     click.echo(f"{len(bad)} bad entries" + (" dropped" if drop and bad else ""), err=True)
     if bad and not drop:
         sys.exit(1)
+
+
+@cache.command("import")
+@click.argument("shards", nargs=-1, required=True)
+@click.pass_obj
+def cache_import(store, shards):
+    """Fill the cache with the features of Parquet SHARDS (files, folders or glob patterns) written by
+    `extract --output`, so fit, evaluate and cross-validation on those inputs extract nothing."""
+    try:
+        counts = store.import_shards(list(shards))
+    except ImportError as e:
+        raise click.UsageError(str(e)) from None
+    click.echo(f"imported {counts['ok'] + counts['no_face']} inputs ({counts['no_face']} without a face) from "
+               f"{counts['files']} shard(s) into {store.path}; {counts['error']} error rows skipped", err=True)

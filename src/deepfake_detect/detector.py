@@ -322,6 +322,12 @@ class DeepfakeDetector:
             raise ValueError(f"{path}: not an image file name (.jpg, .png, .bmp, ...); use predict_video for videos")
         return self.predict_video(path, strict=strict)
 
+    def verdict(self, path: str | os.PathLike, features: FaceFeatures, timings: dict[str, float] | None = None,
+                strict: bool = False) -> VideoPrediction:
+        """The verdict on an input from its features (as `extract_features` gives them): what
+        `predict_video` returns for it, without extracting again (bulk runs extract first)."""
+        return self._verdict(str(path), features, self._check_fitted(), dict(timings or {}), strict)
+
     def _verdict(self, path: str, feats: FaceFeatures, head: Head, timings: dict[str, float],
                  strict: bool) -> VideoPrediction:
         if not len(feats):
