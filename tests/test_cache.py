@@ -161,7 +161,7 @@ def test_second_fit_with_a_new_head_decodes_detects_and_embeds_nothing(dataset, 
     assert set(cached.timings) == {"cache", "classify"} and image.faces_found == 1
 
     uncached = calls.watch(_detector(parts, None))
-    uncached.head_ = second.head_
+    uncached.head_, uncached.decision_ = second.head_, second.decision_  # the same head and calibration
     fresh = uncached.predict_video(clip)
     assert calls.take()["decode"] == 1
     assert fresh.p_fake == cached.p_fake and [f.box for f in fresh.frames] == [f.box for f in cached.frames]
