@@ -18,9 +18,9 @@ import numpy as np
 from . import fine_tuning
 from .aggregation import Aggregator, aggregators
 from .backbones import Backbone, backbones
-from .cache import FeatureCache, open_cache
+from .cache import FeatureCache, failure_warning, is_transient, open_cache
 from .datasets import Sample, discover, grouped_split
-from .errors import DatasetError, IncompatibleModelError, NoFaceFoundError, NotFittedError
+from .errors import CacheError, DatasetError, IncompatibleModelError, NoFaceFoundError, NotFittedError
 from .extraction import FeatureExtractor
 from .faces import CropPolicy, FaceDetector, face_detectors
 from .heads import Head, heads
@@ -128,7 +128,14 @@ class DeepfakeDetector:
         parts = tuple(self.part(kind) for kind in ("sampler", "face_detector", "crop", "backbone"))
         built = self.__dict__.get("_extractor")
         if built is None or any(a is not b for a, b in zip(built[0], parts)) or not _same(built[1], self.cache):
-            self._extractor = (parts, _snapshot(self.cache), FeatureExtractor(*parts, cache=open_cache(self.cache)))
+            try:
+                cache = open_cache(self.cache)
+            except CacheError as e:  # a full disk, an I/O error: the cache is an optimisation, not a need
+                if not is_transient(e):
+                    raise
+                warnings.warn(failure_warning(e), RuntimeWarning, stacklevel=2)
+                cache = None
+            self._extractor = (parts, _snapshot(self.cache), FeatureExtractor(*parts, cache=cache))
         return self._extractor[2]
 
     def get_config(self) -> dict[str, Any]:
@@ -361,8 +368,11 @@ class DeepfakeDetector:
             with _building(path, BACKBONE_WEIGHTS, "its fine-tuned backbone"):
                 expected = [tuple(w.shape) for w in parts["backbone"].fresh_model().weights]
                 parts["backbone"].set_fine_tuned(reader.arrays(BACKBONE_WEIGHTS, expected, "the declared backbone"))
-        with _building(path, "config.json", "its backbone's fingerprint"):
-            found = parts["backbone"].fingerprint
+        try:
+            with _building(path, "config.json", "its backbone's fingerprint"):
+                found = parts["backbone"].fingerprint
+        except (ValueError, OSError) as e:  # a weights file that is not one (a FIFO, a device, far too large)
+            raise IncompatibleModelError(f"{path}: its backbone's weights cannot be used here: {e}") from e
         if metadata["backbone_fingerprint"] not in (found, parts["backbone"].legacy_fingerprint()):
             message = (f"{path}: the backbone here computes other features than the one the model was trained on "
                        f"(fingerprint {found}, saved {metadata['backbone_fingerprint']}). Give the same weights "

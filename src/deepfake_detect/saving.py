@@ -266,8 +266,8 @@ class ModelReader:
             budget = head_budget()
             if 4 * params > budget:
                 self._refuse(f"its head ({_describe(config.get('head'))}) declares {params:,} parameters "
-                             f"({4 * params / 1e6:,.0f} MB as float32), more than the head budget of "
-                             f"{budget / 1e6:,.0f} MB (the {HEAD_BUDGET_VAR} environment variable raises it)")
+                             f"({_size(4 * params)} as float32), more than the head budget of {_size(budget)} (the "
+                             f"{HEAD_BUDGET_VAR} environment variable raises it)")
             limit = 8 * params + ARRAY_OVERHEAD * (len(self.head_shapes) + 1)
             info = self._zip.getinfo(HEAD_WEIGHTS)
             if max(info.file_size, info.compress_size) > limit:
@@ -413,6 +413,10 @@ def _planned_head(spec: Any, n_features: int) -> list[tuple[int, ...]] | None:
     except Exception:  # noqa: BLE001 -- any head that cannot plan is checked after building instead
         return None
     return None if shapes is None else [tuple(int(d) for d in s) for s in shapes]
+
+
+def _size(n: int) -> str:
+    return f"{n:,} bytes" if n < 100_000 else f"{n / 1e6:,.1f} MB"
 
 
 def _describe(spec: Any) -> str:
