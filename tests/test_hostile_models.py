@@ -400,7 +400,8 @@ def test_the_cache_keeps_to_its_limit_evicting_the_least_recently_used(tmp_path,
     for i in range(12):  # 12 entries of 3,936 bytes: 47 kB written into a 20 kB cache
         cache.put_features(f"d{i}", "fp", rows(24))
         if i == 2:
-            cache._db().execute("UPDATE entries SET used = used + 1e6 WHERE digest = 'd0'")  # d0: recently read
+            with sqlite3.connect(tmp_path / "c.sqlite") as db:  # d0: read recently
+                db.execute("UPDATE entries SET used = used + 1e6 WHERE digest = 'd0'")
     assert cache.stored_bytes() <= 20_000
     kept = set(cache.get_features([f"d{i}" for i in range(12)], "fp"))
     assert "d0" in kept and "d11" in kept and "d1" not in kept
@@ -430,7 +431,8 @@ def test_the_damaged_entry_warning_names_the_cli_command(tmp_path):
     feats = FaceFeatures(np.arange(1), np.zeros(1), np.zeros((1, 4), np.float32), np.ones(1, np.float32),
                          np.ones((1, 4), np.float32), 1)
     cache.put_features("d", "fp", feats)
-    cache._db().execute("UPDATE entries SET checksum = 'x'")
+    with sqlite3.connect(tmp_path / "c.sqlite") as db:
+        db.execute("UPDATE entries SET checksum = 'x'")
     with pytest.warns(RuntimeWarning, match=r"deepfake-detect cache --path .* verify --drop"):
         assert cache.get_features(["d"], "fp") == {}
 
@@ -452,15 +454,17 @@ def test_a_writer_that_fails_raises_unless_told_what_to_do(tmp_path, monkeypatch
 
 # --- saving: full disks, stale temporaries, messages --------------------------------------------------------
 def _full_disk_at(monkeypatch, folder: Path) -> None:
-    """Saves into `folder` fail as on a full disk."""
-    create = saving._create_beside
+    """Files written into `folder` fail to reach the disk as on a full one (at `os.fsync`)."""
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc/self/fd to tell which file is synced")
+    fsync = os.fsync
 
-    def create_beside(target):
-        if target.parent == folder:
-            raise OSError(errno.ENOSPC, "No space left on device", str(target))
-        return create(target)
+    def full_fsync(fd):
+        if Path(os.readlink(f"/proc/self/fd/{fd}")).parent == folder:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return fsync(fd)
 
-    monkeypatch.setattr(saving, "_create_beside", create_beside)
+    monkeypatch.setattr(os, "fsync", full_fsync)
 
 
 def test_save_on_a_full_disk_is_one_line_and_the_detector_is_kept(model, tmp_path, monkeypatch):
@@ -529,3 +533,17 @@ def test_budgets_are_configurable(model, tmp_path, monkeypatch):
     with pytest.raises(errors.IncompatibleModelError, match=r"head weights of shapes \[\(8, 2\), \(2,\)\] do not "
                                                             r"match the declared head \(\[\(8, 1000\)"):
         saving.read_model(path)
+
+
+def test_a_long_videos_crops_over_the_entry_limit_are_skipped_and_its_features_kept(images, tmp_path):
+    """The crops of a very long video (over a GB at 1 fps for ~5.7 h) would pass SQLite's blob limit:
+    they are not stored, with one warning; its features are, and the extraction stands."""
+    cache = FeatureCache(tmp_path / "c.sqlite", max_bytes=8000)  # entries of at most 2,000 bytes: no 32 px crop
+    detector = DeepfakeDetector(**CONFIG, cache=cache)
+    inputs = sorted((images / "real").iterdir())
+    with pytest.warns(RuntimeWarning, match="the crops of an input take .* not cached") as caught:
+        feats = detector.extract_features(inputs, verbose=0)
+    assert len([w for w in caught if "not cached" in str(w.message)]) == 1
+    assert all(len(f) == 1 for f in feats)
+    kinds = {fp["kind"]: fp["entries"] for fp in cache.info()["fingerprints"].values()}
+    assert kinds == {"features": len(inputs)}
