@@ -8,8 +8,9 @@ fingerprints), ``head_weights.npz`` (the head's arrays) and, for a fine-tuned ba
 
 Loading plans before it allocates. Before anything is inflated or built, the reader checks:
 that the path is a regular file (not a FIFO or a device) of at most `max_file_bytes()`; the
-zip's directory (at most `MAX_MEMBERS` entries); each member's packed and declared sizes; the
-JSON members (`JSON_LIMIT` each); ``n_features_in`` (at most `MAX_FEATURES`); the parameters
+zip's directory (at most `MAX_MEMBERS` entries, `MAX_ARRAYS` arrays in a weights member); each
+member's packed and declared sizes; the JSON members (`JSON_LIMIT` each); ``n_features_in`` (at
+most `MAX_FEATURES`); the parameters
 of the declared head, computed from its config without building it (`Head.weight_shapes`),
 against the head budget (`head_budget()`, 256 MiB, `DEEPFAKE_DETECT_MAX_HEAD_BYTES`); the
 head member against what those parameters take; and every array's shape, from its .npy
@@ -53,8 +54,11 @@ CONFIG, METADATA, HEAD_WEIGHTS, BACKBONE_WEIGHTS = ("config.json", "metadata.jso
 JSON_LIMIT = 1 << 20
 #: The widest features a saved head may declare (``n_features_in``); backbones give 256 to 4096.
 MAX_FEATURES = 1 << 16
-#: The most entries a model file's zip (or one of its .npz members) may list.
+#: The most entries a model file's zip may list.
 MAX_MEMBERS = 64
+#: The most arrays a weights member (.npz) may hold: a fine-tuned MobileNet V1 has 135, the
+#: largest Keras applications a few hundred.
+MAX_ARRAYS = 4096
 #: Bytes an .npz may spend per array beyond the array's data (its zip and .npy headers).
 ARRAY_OVERHEAD = 4096
 HEAD_BUDGET_VAR = "DEEPFAKE_DETECT_MAX_HEAD_BYTES"
@@ -228,15 +232,15 @@ class ModelReader:
 
     def _open(self) -> None:
         try:
-            _check_directory(self._file, f"{self.path}", "")
+            _check_directory(self._file, f"{self.path}", MAX_MEMBERS, "a model file holds a few")
             self._zip = zipfile.ZipFile(self._file)
             names = self._zip.namelist()
             for name in (CONFIG, METADATA, HEAD_WEIGHTS):
                 if name not in names:
                     self._refuse(f"not a deepfake-detect model file (no {name})")
             self._limits = {CONFIG: JSON_LIMIT, METADATA: JSON_LIMIT,
-                            HEAD_WEIGHTS: head_budget() + ARRAY_OVERHEAD * MAX_MEMBERS,
-                            BACKBONE_WEIGHTS: backbone_budget() + ARRAY_OVERHEAD * MAX_MEMBERS}
+                            HEAD_WEIGHTS: head_budget() + ARRAY_OVERHEAD * MAX_ARRAYS,
+                            BACKBONE_WEIGHTS: backbone_budget() + ARRAY_OVERHEAD * MAX_ARRAYS}
             for name, limit in self._limits.items():
                 if name in names:
                     info = self._zip.getinfo(name)
@@ -291,7 +295,8 @@ class ModelReader:
         if member not in self._members:
             try:
                 data = io.BytesIO(self._read(member))
-                _check_directory(data, f"{self.path}: {member}", f"{member} ")
+                _check_directory(data, f"{self.path}: {member}", MAX_ARRAYS,
+                                 f"a weights member holds at most {MAX_ARRAYS} arrays")
                 self._members[member] = zipfile.ZipFile(data)
             except IncompatibleModelError:
                 raise
@@ -380,9 +385,9 @@ def _open_regular(path: str | os.PathLike, limit: int):
         raise
 
 
-def _check_directory(f, where: str, member: str) -> None:
-    """Refuse a zip whose central directory lists more than `MAX_MEMBERS` entries (read from its
-    end record, before `zipfile` parses them all)."""
+def _check_directory(f, where: str, most: int, why: str) -> None:
+    """Refuse a zip whose central directory lists more than `most` entries (read from its end
+    record, before `zipfile` parses them all)."""
     f.seek(0, os.SEEK_END)
     size = f.tell()
     tail = min(size, (1 << 16) + 22)
@@ -393,9 +398,9 @@ def _check_directory(f, where: str, member: str) -> None:
     if at < 0 or len(data) < at + 22:
         return  # not a zip: zipfile says so
     entries, cd_size = struct.unpack("<H", data[at + 10:at + 12])[0], struct.unpack("<L", data[at + 12:at + 16])[0]
-    if (entries > MAX_MEMBERS and entries != 0xFFFF) or (cd_size > 1 << 16 and cd_size != 0xFFFFFFFF):
+    if (entries > most and entries != 0xFFFF) or (cd_size > most * 1024 and cd_size != 0xFFFFFFFF):
         raise IncompatibleModelError(f"{where}: its zip lists {entries} entries ({cd_size} bytes of directory); "
-                                     f"a model {member}holds a few; refused")
+                                     f"{why}; refused")
 
 
 def _json(data: bytes) -> Any:
