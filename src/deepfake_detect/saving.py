@@ -10,9 +10,8 @@ Loading plans before it allocates. Before anything is inflated or built, the rea
 that the path is a regular file (not a FIFO or a device) of at most `max_file_bytes()`; the
 zip's directory (at most `MAX_MEMBERS` entries, `MAX_ARRAYS` arrays in a weights member); each
 member's packed and declared sizes; the JSON members (`JSON_LIMIT` each); ``n_features_in`` (at
-most `MAX_FEATURES`); the parameters
-of the declared head, computed from its config without building it (`Head.weight_shapes`),
-against the head budget (`head_budget()`, 256 MiB, `DEEPFAKE_DETECT_MAX_HEAD_BYTES`); the
+most `MAX_FEATURES`); the parameters of the declared head, computed from its config without
+building it (`Head.weight_shapes`), against the head budget (`head_budget()`, 256 MiB, `DEEPFAKE_DETECT_MAX_HEAD_BYTES`); the
 head member against what those parameters take; and every array's shape, from its .npy
 header, against the declared head (or, for a fine-tuned backbone, against the backbone budget,
 `backbone_budget()`, 2 GiB, `DEEPFAKE_DETECT_MAX_BACKBONE_BYTES`, and the declared backbone's
