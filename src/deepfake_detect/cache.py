@@ -18,6 +18,14 @@ The file is in WAL mode: several processes may read and fill it at once, and a p
 killed mid-write loses only its uncommitted transaction. Every row carries a checksum of
 its blobs; a row whose checksum or shape does not match is never returned, and `verify`
 finds and drops such rows.
+
+The cache is bounded: `max_bytes` (default 2 GB, or ``DEEPFAKE_DETECT_CACHE_MAX_BYTES``) caps
+the bytes of its entries. Each write that takes it over the cap evicts the least recently
+used entries down to 90% of it (`prune`), and an entry larger than `max_entry_bytes` (a
+quarter of the cap, at most `MAX_ENTRY_BYTES`: the crops of a very long video) is not stored,
+with a warning. The pipeline treats the cache as an optimisation: a failed read or write
+(a full disk, a lock held too long, a damaged file) warns once and goes on without it
+(`FeatureExtractor`); this class itself raises `CacheError`.
 """
 
 from __future__ import annotations
@@ -40,10 +48,17 @@ import numpy as np
 
 from .digests import file_sha256
 from .errors import CacheError
-from .locations import cache_root
+from .locations import cache_root, parse_bytes
 from .results import FaceCrops, FaceFeatures
 
 ENV_VAR = "DEEPFAKE_DETECT_CACHE"
+MAX_BYTES_ENV_VAR = "DEEPFAKE_DETECT_CACHE_MAX_BYTES"
+#: The default cap on the bytes of a cache's entries: a laptop's worth (the crops of ~40,000
+#: faces at 128 px, or the features of ~1,000,000 frames of a 512-wide backbone).
+DEFAULT_MAX_BYTES = 2_000_000_000
+#: The largest single entry stored (SQLite refuses blobs over 1e9 bytes): a quarter of the cap,
+#: at most this. The crops of ~5,000 faces at 128 px, 1,000 at 288 px.
+MAX_ENTRY_BYTES = 256 << 20
 FILENAME = "features.sqlite"
 APPLICATION_ID = 0x44464431  # "DFD1" in the SQLite header: marks the file as this library's cache
 SCHEMA_VERSION = 1
@@ -73,6 +88,7 @@ CREATE TABLE IF NOT EXISTS entries (
     PRIMARY KEY (kind, fingerprint, digest)
 );
 CREATE INDEX IF NOT EXISTS entries_used ON entries (used);
+CREATE INDEX IF NOT EXISTS entries_lru ON entries (used, nbytes);  -- sums and evictions without the blobs
 CREATE TABLE IF NOT EXISTS fingerprints (
     fingerprint TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -114,11 +130,28 @@ def default_path() -> Path:
     return cache_root() / FILENAME
 
 
+def max_bytes_setting(value: int | str | None = "default") -> int | None:
+    """The cap on a cache's entries, in bytes, that `value` names: None or "none" (no cap), a
+    number of bytes, a text such as "500MB" or "2GiB", or "default": the
+    ``DEEPFAKE_DETECT_CACHE_MAX_BYTES`` environment variable, else `DEFAULT_MAX_BYTES`."""
+    if isinstance(value, str) and value.strip().lower() == "default":
+        value = os.environ.get(MAX_BYTES_ENV_VAR, "").strip() or DEFAULT_MAX_BYTES
+        where = f" (environment variable {MAX_BYTES_ENV_VAR})"
+    else:
+        where = ""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "unlimited")):
+        return None
+    try:
+        return parse_bytes(value)
+    except ValueError as e:
+        raise ValueError(f"cache max_bytes{where}: {e}") from None
+
+
 def open_cache(spec: str | os.PathLike | FeatureCache | None = "default") -> FeatureCache | None:
     """The cache `spec` names: None (no cache), a `FeatureCache`, a path, or "default".
 
     "default" is the path in the `DEEPFAKE_DETECT_CACHE` environment variable ("none"
-    there turns the cache off), else `default_path()`.
+    there turns the cache off), else `default_path()`. Its size cap is `max_bytes_setting()`.
     """
     if spec is None or isinstance(spec, FeatureCache):
         return spec
@@ -138,13 +171,19 @@ class FeatureCache:
             exist yet is a folder unless it has a suffix such as ".sqlite"). None: the
             default location, `default_path()`.
         timeout: seconds to wait for another process's write to finish.
+        max_bytes: the cap on the bytes of its entries, as `max_bytes_setting` reads it
+            ("default": ``DEEPFAKE_DETECT_CACHE_MAX_BYTES``, else 2 GB; None: no cap). A write
+            that takes the cache over it evicts the least recently used entries.
 
     Raises `CacheError` if the file at `path` is not a cache (a foreign or corrupt file).
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, timeout: float = 60.0):
+    def __init__(self, path: str | os.PathLike | None = None, timeout: float = 60.0,
+                 max_bytes: int | str | None = "default"):
         self.path = _file_path(path)
         self.timeout = timeout
+        self.max_bytes = max_bytes_setting(max_bytes)
+        self._warned: set[str] = set()
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
@@ -154,10 +193,20 @@ class FeatureCache:
         return f"FeatureCache({str(self.path)!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "timeout": self.timeout}
+        return {"path": self.path, "timeout": self.timeout, "max_bytes": self.max_bytes}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"], state["timeout"])
+        self.__init__(state["path"], state["timeout"], state.get("max_bytes", "default"))
+
+    @property
+    def max_entry_bytes(self) -> int:
+        """The largest entry stored: a quarter of `max_bytes`, at most `MAX_ENTRY_BYTES`."""
+        return MAX_ENTRY_BYTES if self.max_bytes is None else min(MAX_ENTRY_BYTES, self.max_bytes // 4)
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
 
     def __enter__(self) -> FeatureCache:
         return self
@@ -192,6 +241,7 @@ class FeatureCache:
             if app != APPLICATION_ID or version != SCHEMA_VERSION:
                 self._initialize(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
+            _add_lru_index(conn)
         except BaseException:
             conn.close()
             raise
@@ -267,8 +317,11 @@ class FeatureCache:
             if max(st.st_mtime_ns, st.st_ctime_ns) < started - RACY_NS:
                 fresh.append((key, *signature, digest))
         if fresh:
-            with self._write("recording file digests") as db:
-                db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", fresh)
+            try:
+                with self._write("recording file digests") as db:
+                    db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", fresh)
+            except CacheError:
+                pass  # an optimisation: the files are hashed again next time
         return out
 
     # --- reads ---------------------------------------------------------------------------
@@ -316,16 +369,22 @@ class FeatureCache:
                 stale.append((now, kind, fingerprint, row[0]))
         if bad:
             warnings.warn(f"{self.path}: {len(bad)} damaged {kind} entr{'y' if len(bad) == 1 else 'ies'} ignored and "
-                          "computed again; FeatureCache.verify(drop=True) removes them", RuntimeWarning, stacklevel=3)
+                          f"computed again; `deepfake-detect cache --path {self.path} verify --drop` (or "
+                          "FeatureCache.verify(drop=True)) removes them", RuntimeWarning, stacklevel=3)
         if stale:
-            with self._write("marking entries used") as db:
-                db.executemany("UPDATE entries SET used = ? WHERE kind = ? AND fingerprint = ? AND digest = ?", stale)
+            try:
+                with self._write("marking entries used") as db:
+                    db.executemany("UPDATE entries SET used = ? WHERE kind = ? AND fingerprint = ? AND digest = ?",
+                                   stale)
+            except CacheError:
+                pass  # only the eviction order suffers: the entries read are returned all the same
         return out
 
     # --- writes --------------------------------------------------------------------------
-    def writer(self, max_entries: int = 64, max_seconds: float = 1.0) -> CacheWriter:
-        """A `CacheWriter` that commits every `max_entries` entries or `max_seconds`."""
-        return CacheWriter(self, max_entries, max_seconds)
+    def writer(self, max_entries: int = 64, max_seconds: float = 1.0, on_error=None) -> CacheWriter:
+        """A `CacheWriter` that commits every `max_entries` entries or `max_seconds` (`on_error`:
+        as in `CacheWriter`)."""
+        return CacheWriter(self, max_entries, max_seconds, on_error)
 
     def put_features(self, digest: str, fingerprint: str, features: FaceFeatures,
                      stages: dict | None = None) -> None:
@@ -380,11 +439,21 @@ class FeatureCache:
             db.executemany(f"INSERT OR REPLACE INTO entries ({_COLUMNS}) VALUES ({', '.join('?' * 15)})", rows)
             db.executemany("INSERT OR IGNORE INTO fingerprints VALUES (?, ?, ?)",
                            [(fp, kind, stages) for fp, (kind, stages) in described.items()])
+            stored = db.execute("SELECT coalesce(sum(nbytes), 0) FROM entries").fetchone()[0] \
+                if self.max_bytes is not None else 0
+        if self.max_bytes is not None and stored > self.max_bytes:
+            self.prune(max_bytes=int(self.max_bytes * 0.9))  # least recently used first, with slack
+
+    def stored_bytes(self) -> int:
+        """The bytes of all entries (what `max_bytes` caps; the file is a little larger)."""
+        with self._lock, self._errors("reading"):
+            return self._db().execute("SELECT coalesce(sum(nbytes), 0) FROM entries").fetchone()[0]
 
     # --- management ----------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        """Path, entries, size on disk in bytes and, per fingerprint, its kind, entries,
-        bytes and the stage configs it stands for."""
+        """Path, entries, size on disk in bytes, the bytes of the entries against the cap
+        (`max_bytes`, None: no cap) and, per fingerprint, its kind, entries, bytes and the stage
+        configs it stands for."""
         with self._lock, self._errors("reading"):
             per = self._db().execute("SELECT e.fingerprint, e.kind, count(*), sum(e.nbytes), f.stages FROM entries e "
                                    "LEFT JOIN fingerprints f USING (fingerprint) GROUP BY e.fingerprint, e.kind "
@@ -394,6 +463,10 @@ class FeatureCache:
             "path": str(self.path),
             "entries": sum(n for _, _, n, _, _ in per),
             "size_bytes": size,
+            "stored_bytes": sum(b or 0 for _, _, _, b, _ in per),
+            "max_bytes": self.max_bytes,
+            "used_percent": None if not self.max_bytes else round(100 * sum(b or 0 for _, _, _, b, _ in per)
+                                                                   / self.max_bytes, 1),
             "fingerprints": {fp: {"kind": kind, "entries": n, "bytes": b, "stages": stages and json.loads(stages)}
                              for fp, kind, n, b, stages in per},
         }
@@ -488,12 +561,19 @@ class FeatureCache:
 class CacheWriter:
     """Collects entries and writes them in batched transactions (use it as a context manager:
     what is pending is committed on exit). A process killed in between loses only what was
-    not committed yet."""
+    not committed yet.
 
-    def __init__(self, cache: FeatureCache, max_entries: int = 64, max_seconds: float = 1.0):
+    An entry larger than the cache's `max_entry_bytes` is not stored (a warning says so, once).
+    `on_error`: None, a failed commit raises `CacheError`; else it is called with the error, the
+    pending entries are dropped and the writer stores nothing more (what the pipeline does: the
+    cache is an optimisation)."""
+
+    def __init__(self, cache: FeatureCache, max_entries: int = 64, max_seconds: float = 1.0, on_error=None):
         self.cache = cache
         self.max_entries = max_entries
         self.max_seconds = max_seconds
+        self.on_error = on_error
+        self.failed = False
         self._rows: list[tuple] = []
         self._described: dict[str, tuple[str, str]] = {}
         self._last = time.monotonic()
@@ -511,6 +591,16 @@ class CacheWriter:
         self._put("crops", digest, fingerprint, crops, stages)
 
     def _put(self, kind: str, digest: str, fingerprint: str, record: Record, stages: dict | None) -> None:
+        if self.failed:
+            return
+        size = np.asarray(getattr(record, _KINDS[kind][1])).nbytes + 36 * len(record)
+        if size > self.cache.max_entry_bytes:
+            self.cache._warn_once(f"large-{kind}", (
+                f"{self.cache.path}: the {kind} of an input take {size / 1e6:,.0f} MB, more than one cache entry "
+                f"holds ({self.cache.max_entry_bytes / 1e6:,.0f} MB, a quarter of the cache's limit at most): not "
+                f"cached (computed again next time); a larger limit ({MAX_BYTES_ENV_VAR}, --cache-max-bytes) "
+                "keeps more"))
+            return
         self._rows.append(_encode(kind, digest, fingerprint, record))
         if stages is not None:
             self._described[fingerprint] = (kind, json.dumps(stages, sort_keys=True, default=str))
@@ -522,14 +612,60 @@ class CacheWriter:
 
     def commit(self) -> None:
         """Write everything pending in one transaction."""
-        if self._rows:
-            self.cache._put_rows(self._rows, self._described)
+        rows, described = self._rows, self._described
         self._rows, self._described = [], {}
         self._last = time.monotonic()
+        if rows and not self.failed:
+            try:
+                self.cache._put_rows(rows, described)
+            except CacheError as e:
+                if self.on_error is None:
+                    raise
+                self.failed = True
+                self.on_error(e)
 
 
 _ELSEWHERE = (f"Delete or move it, or point the cache elsewhere with DeepfakeDetector(cache=...) or the {ENV_VAR} "
               "environment variable.")
+
+
+def failure_warning(error: Exception) -> str:
+    """The one-line warning of a cache that failed, which the pipeline then goes on without."""
+    return (f"{error} Going on without the feature cache ({failure_advice(error)}); results are not affected, "
+            "only not kept.")
+
+
+def is_transient(error: CacheError) -> bool:
+    """Whether a `CacheError` comes from the file system or SQLite's locking and I/O (a full disk,
+    a lock held too long, an I/O error), not from a file that is no cache at all."""
+    cause = error.__cause__
+    return isinstance(cause, (sqlite3.OperationalError, OSError)) and "not a database" not in str(cause)
+
+
+def failure_advice(error: Exception) -> str:
+    """What to do about a failed cache read or write, in a few words, from SQLite's error."""
+    text = str(error).lower()
+    if "full" in text or "no space" in text:
+        return (f"the disk is full: free space, lower the cache's limit ({MAX_BYTES_ENV_VAR} or --cache-max-bytes), "
+                "or `deepfake-detect cache prune --max-bytes N`")
+    if "locked" in text or "busy" in text:
+        return "another process held the cache too long"
+    if "too big" in text:
+        return "an entry is larger than SQLite stores"
+    if "malformed" in text or "not a database" in text or "damaged" in text:
+        return "the file is damaged: `deepfake-detect cache verify --drop`, or delete it"
+    return f"point the cache elsewhere ({ENV_VAR}, --cache) or turn it off (--no-cache)"
+
+
+def _add_lru_index(conn: sqlite3.Connection) -> None:
+    """The (used, nbytes) index that sums and evicts without reading the blobs, added to a cache
+    made before it existed; best effort (a read-only or full disk keeps the slower scan)."""
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'entries_lru'").fetchone():
+            return
+        conn.execute("CREATE INDEX IF NOT EXISTS entries_lru ON entries (used, nbytes)")
+    except sqlite3.Error:
+        pass
 
 
 def _file_path(path: str | os.PathLike | None) -> Path:

@@ -11,13 +11,15 @@ import inspect
 import json
 import os
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 
 import click
 
 from . import _backend  # before Keras is imported
 from .detector import DeepfakeDetector
-from .errors import DeepfakeDetectError
+from .errors import DeepfakeDetectError, SaveError
 
 PART_HELP = "a registry name, optionally with arguments: NAME or NAME:key=value,key=value"
 
@@ -48,10 +50,14 @@ class _Group(click.Group):
     """Turns the library's own errors into a one-line message and exit code 1."""
 
     def invoke(self, ctx):
+        shown = warnings.formatwarning
+        warnings.formatwarning = _one_line_warning
         try:
             return super().invoke(ctx)
         except (DeepfakeDetectError, FileNotFoundError) as e:
             _fail(e)
+        finally:
+            warnings.formatwarning = shown
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,8 +68,29 @@ def main() -> None:
     os.environ.setdefault(_backend.JAX_CACHE_ENV_VAR, "default")
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as one line on standard error ("warning: ..."), not Python's two with the source line."""
+    return f"warning: {message}\n"
+
+
+def _set_cache_max_bytes(ctx, param, value):
+    """``--cache-max-bytes``: checked, then handed to the cache through its environment variable."""
+    if value is not None:
+        from .cache import MAX_BYTES_ENV_VAR, max_bytes_setting
+
+        try:
+            max_bytes_setting(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+        os.environ[MAX_BYTES_ENV_VAR] = value
+    return value
+
+
 def cache_options(command):
-    """``--cache PATH`` and ``--no-cache``: the feature cache a command reads and fills."""
+    """``--cache PATH``, ``--no-cache`` and ``--cache-max-bytes``: the feature cache a command reads and fills."""
+    command = click.option("--cache-max-bytes", default=None, expose_value=False, callback=_set_cache_max_bytes,
+                           help="Cap on the cache's entries, e.g. 2GB or 500MB, or 'none' (default: "
+                                "$DEEPFAKE_DETECT_CACHE_MAX_BYTES, else 2GB); least recently used entries go first.")(command)
     command = click.option("--no-cache", is_flag=True, help="No feature cache (as --cache none).")(command)
     return click.option("--cache", default="default", show_default=True,
                         help="Feature cache: 'default', a path, or 'none'.")(command)
@@ -139,7 +166,7 @@ def fit(data, output, validation_split, quiet, **parts):
         history = detector.fine_tune(data, validation_split=validation_split, verbose=0 if quiet else 1)
     else:
         history = detector.fit(data, validation_split=validation_split, verbose=0 if quiet else 1)
-    path = detector.save(output)
+    path = _save_or_keep(detector, output)
     final = {k: round(v[-1], 4) for k, v in history.history.items()}
     click.echo(f"saved {path} ({final})", err=True)
 
@@ -199,6 +226,20 @@ def _scale_out_predict(model, inputs, weights, cache, quiet, runner, beam_option
     if runner != "beam":
         detector = DeepfakeDetector.load(model, backbone_weights=weights, cache=cache)
     _scale_out(detector, inputs[0], runner, beam_options, output, shards, quiet, model=model, weights=weights)
+
+
+def _save_or_keep(detector: DeepfakeDetector, output: str) -> Path:
+    """`detector.save(output)`; where that fails (a full disk), the trained model is saved in the
+    temporary folder instead and the command fails with one line saying where it is."""
+    try:
+        return detector.save(output)
+    except SaveError as e:
+        try:
+            kept = detector.save(Path(tempfile.mkdtemp(prefix="deepfake-detect-")) / Path(output).name)
+        except SaveError:
+            raise SaveError(f"{e} Nowhere else to keep it ({tempfile.gettempdir()} failed too): free space and fit "
+                            "again (the features are cached, so only the head is trained again).") from e
+        raise SaveError(f"{e} It was saved to {kept} instead: move it where it belongs.") from e
 
 
 @main.command()
@@ -333,12 +374,15 @@ def info(model):
     """Show what a saved MODEL is made of: its parts, fingerprints and versions."""
     from .saving import read_model
 
-    saved = read_model(model)  # checked as `load` checks it
+    saved = read_model(model, arrays=False)  # checked as `load` checks it, without reading the arrays
     click.echo(json.dumps({"config": saved.config, "metadata": saved.metadata}, indent=2))
 
 
 @main.group()
 @click.option("--path", default="default", show_default=True, help="The cache: 'default' or a path.")
+@click.option("--cache-max-bytes", default=None, expose_value=False, callback=_set_cache_max_bytes,
+              help="The cap its info shows and its writes keep to, as in predict (default: "
+                   "$DEEPFAKE_DETECT_CACHE_MAX_BYTES, else 2GB).")
 @click.pass_context
 def cache(ctx, path):
     """Inspect and manage the feature cache."""
@@ -353,7 +397,7 @@ def cache(ctx, path):
 @cache.command("info")
 @click.pass_obj
 def cache_info(store):
-    """Path, entries, size, and entries per fingerprint (JSON)."""
+    """Path, entries, size, bytes stored against the cap, and entries per fingerprint (JSON)."""
     click.echo(json.dumps(store.info(), indent=2))
 
 

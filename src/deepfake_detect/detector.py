@@ -18,11 +18,11 @@ import numpy as np
 from . import fine_tuning
 from .aggregation import Aggregator, aggregators
 from .backbones import Backbone, backbones
-from .cache import FeatureCache, open_cache
+from .cache import FeatureCache, failure_warning, is_transient, open_cache
 from .calibration import Decision, brier_score, choose_decision, expected_calibration_error
 from .crossfit import FeatureTable, crossfit, usable_folds
 from .datasets import Sample, discover, grouped_split
-from .errors import DatasetError, IncompatibleModelError, NoFaceFoundError, NotFittedError
+from .errors import CacheError, DatasetError, IncompatibleModelError, NoFaceFoundError, NotFittedError
 from .extraction import FeatureExtractor
 from .faces import CropPolicy, FaceDetector, face_detectors
 from .heads import Head, heads
@@ -32,7 +32,7 @@ from .progress import progress
 from .registry import Registry
 from .results import EvaluationReport, FaceBox, FaceFeatures, FramePrediction, VideoPrediction
 from .sampling import FrameSampler, samplers
-from .saving import FORMAT_VERSION, SavedModel, read_model, write_model
+from .saving import BACKBONE_WEIGHTS, FORMAT_VERSION, HEAD_WEIGHTS, ModelReader, SavedModel, write_model
 from .version import __version__
 from .video import decode_limits, is_image
 
@@ -130,7 +130,14 @@ class DeepfakeDetector:
         parts = tuple(self.part(kind) for kind in ("sampler", "face_detector", "crop", "backbone"))
         built = self.__dict__.get("_extractor")
         if built is None or any(a is not b for a, b in zip(built[0], parts)) or not _same(built[1], self.cache):
-            self._extractor = (parts, _snapshot(self.cache), FeatureExtractor(*parts, cache=open_cache(self.cache)))
+            try:
+                cache = open_cache(self.cache)
+            except CacheError as e:  # a full disk, an I/O error: the cache is an optimisation, not a need
+                if not is_transient(e):
+                    raise
+                warnings.warn(failure_warning(e), RuntimeWarning, stacklevel=2)
+                cache = None
+            self._extractor = (parts, _snapshot(self.cache), FeatureExtractor(*parts, cache=cache))
         return self._extractor[2]
 
     def get_config(self) -> dict[str, Any]:
@@ -411,8 +418,14 @@ class DeepfakeDetector:
         the weights are read with ``allow_pickle=False``. A file that is not a model, names an
         unknown part, declares other shapes than its weights have, or holds pickled arrays is
         refused with `IncompatibleModelError`."""
-        saved = read_model(path)
-        config, metadata = dict(saved.config), saved.metadata
+        with ModelReader(path) as reader:  # checked and planned: sizes and shapes before anything is built
+            detector = cls._load(path, reader, backbone_weights, allow_fingerprint_mismatch, cache)
+        return detector
+
+    @classmethod
+    def _load(cls, path: str | os.PathLike, reader: ModelReader, backbone_weights: str | None,
+              allow_fingerprint_mismatch: bool, cache: Any) -> DeepfakeDetector:
+        config, metadata = dict(reader.config), reader.metadata
         if backbone_weights is not None:
             config["backbone"] = with_weights(config["backbone"], backbone_weights)
         try:
@@ -425,33 +438,42 @@ class DeepfakeDetector:
                         f"{path}: its {kind} sets {', '.join(unsafe)}, files that would be unpickled (which can run "
                         f"code); a saved model may not name them. Load it without, then set them in code if trusted.")
         except KeyError as e:
-            raise IncompatibleModelError(f"{path}: {e.args[0]}. Install the plug-in package that provides it.") from e
+            raise IncompatibleModelError(f"{path}: {str(e.args[0]).rstrip('.')}. Install the plug-in package that "
+                                         "provides it.") from e
         except (TypeError, ValueError, FileNotFoundError) as e:
             raise IncompatibleModelError(f"{path}: its config cannot be used here: {e}") from e
-        if saved.backbone_weights is not None:
-            parts["backbone"].set_fine_tuned(saved.backbone_weights)
-        found = parts["backbone"].fingerprint
+        if reader.has(BACKBONE_WEIGHTS):
+            with _building(path, BACKBONE_WEIGHTS, "its fine-tuned backbone"):
+                expected = [tuple(w.shape) for w in parts["backbone"].fresh_model().weights]
+                parts["backbone"].set_fine_tuned(reader.arrays(BACKBONE_WEIGHTS, expected, "the declared backbone"))
+        try:
+            with _building(path, "config.json", "its backbone's fingerprint"):
+                found = parts["backbone"].fingerprint
+        except (ValueError, OSError) as e:  # a weights file that is not one (a FIFO, a device, far too large)
+            raise IncompatibleModelError(f"{path}: its backbone's weights cannot be used here: {e}") from e
         if metadata["backbone_fingerprint"] not in (found, parts["backbone"].legacy_fingerprint()):
             message = (f"{path}: the backbone here computes other features than the one the model was trained on "
                        f"(fingerprint {found}, saved {metadata['backbone_fingerprint']}). Give the same weights "
                        "file with backbone_weights=..., or pass allow_fingerprint_mismatch=True to use it anyway.")
             if not allow_fingerprint_mismatch:
                 raise IncompatibleModelError(message)
-            warnings.warn(message, stacklevel=2)
+            warnings.warn(message, stacklevel=3)
         head: Head = parts["head"]
+        n_features = int(metadata["n_features_in"])
+        weights = reader.arrays(HEAD_WEIGHTS, reader.head_shapes, "the declared head")  # shapes checked first
         try:
-            head.model_ = head.build_model(int(metadata["n_features_in"]))
+            with _building(path, HEAD_WEIGHTS, "its head"):
+                head.model_ = head.build_model(n_features)
         except (TypeError, ValueError) as e:
             raise IncompatibleModelError(f"{path}: its head cannot be built here: {e}") from e
-        weights = saved.head_weights
-        expected = [tuple(w.shape) for w in head.model_.get_weights()]
+        expected = [tuple(w.shape) for w in head.model_.weights]
         if [tuple(w.shape) for w in weights] != expected:
             raise IncompatibleModelError(f"{path}: head weights of shapes {[w.shape for w in weights]} do not match "
                                          f"the declared head ({expected})")
         head.model_.set_weights(weights)
         crossfit = metadata.get("crossfit") if isinstance(metadata.get("crossfit"), dict) else {}
-        detector._set_fitted(head, int(metadata["n_features_in"]), metadata["extractor_fingerprint"],
-                             decision=_read_decision(path, metadata), crossfit=crossfit)  # no decision: saved before calibration
+        detector._set_fitted(head, n_features, metadata["extractor_fingerprint"],
+                             decision=_read_decision(path, metadata), crossfit=crossfit)  # None: saved before calibration
         return detector
 
     def __repr__(self) -> str:
@@ -495,6 +517,21 @@ def _oof_measures(labels: np.ndarray, scores: np.ndarray, decision) -> dict[str,
     return {"oof_video_auc": binary_metrics(labels, scores)["roc_auc"],
             "oof_ece_raw": expected_calibration_error(labels, scores), "oof_ece": expected_calibration_error(labels, p),
             "oof_brier_raw": brier_score(labels, scores), "oof_brier": brier_score(labels, p)}
+
+
+@contextlib.contextmanager
+def _building(path: str | os.PathLike, member: str, what: str):
+    """Running out of memory (host or device) while building `what` of a loaded model is an
+    `IncompatibleModelError` naming the file and `member`, not an abort."""
+    try:
+        yield
+    except MemoryError as e:
+        raise IncompatibleModelError(f"{path}: out of memory building {what} ({member}); refused") from e
+    except RuntimeError as e:  # JAX/XLA: RESOURCE_EXHAUSTED and the like
+        if "RESOURCE_EXHAUSTED" in str(e) or "out of memory" in str(e).lower():
+            raise IncompatibleModelError(f"{path}: out of memory building {what} ({member}); refused: "
+                                         f"{str(e).splitlines()[0][:200]}") from e
+        raise
 
 
 def _stack(kept: list[tuple[Sample, FaceFeatures]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -27,5 +27,10 @@ class IncompatibleModelError(DeepfakeDetectError):
     """A saved model cannot be used with the parts installed here."""
 
 
+class SaveError(DeepfakeDetectError, OSError):
+    """A model could not be written (a full disk, no permission); the fitted detector is unchanged
+    in memory, so it can be saved elsewhere. `errno` is that of the `OSError` behind it."""
+
+
 class CacheError(DeepfakeDetectError):
     """The feature cache file is foreign, damaged, or cannot be read or written."""

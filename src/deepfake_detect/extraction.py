@@ -10,6 +10,9 @@ same stages is not decoded again, one whose crops were cut by the same stages is
 embedded (the crops found for a batch are held until they are), and an input with the bytes
 of one before it is computed once. What is computed is written in batched transactions
 (`CacheWriter`), committed at least every second, so an interrupted run keeps its work.
+The cache is an optimisation, never a point of failure: a look-up or write that fails (a
+full disk, a lock held too long, a damaged file) warns once and the extractor goes on without
+the cache; no result is lost to it.
 
 Decoding overlaps the rest (`video.prefetch`): a background thread decodes the sampled frames
 into a bounded queue of `prefetch` frames while the calling thread detects, crops and embeds;
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -40,7 +44,8 @@ from typing import Any
 import numpy as np
 
 from .backbones import Backbone
-from .cache import CacheWriter, FeatureCache, batched
+from .cache import CacheWriter, FeatureCache, Found, batched, failure_warning
+from .errors import CacheError
 from .digests import config_digest
 from .faces import CropPolicy, FaceDetector
 from .results import FaceCrops, FaceFeatures
@@ -69,6 +74,18 @@ class FeatureExtractor:
         self.prefetch = chunk if prefetch is None else prefetch
         if isinstance(self.prefetch, bool) or not isinstance(self.prefetch, int) or self.prefetch < 0:
             raise ValueError(f"prefetch must be a non-negative integer (0: no decoding thread); got {prefetch!r}")
+        self.cache_failed_: CacheError | None = None
+
+    def cache_failed(self, error: CacheError) -> None:
+        """A cache read or write failed: warn (once) and use no cache from now on."""
+        if self.cache_failed_ is None:
+            warnings.warn(failure_warning(error), RuntimeWarning, stacklevel=2)
+        self.cache_failed_ = error
+
+    @property
+    def active_cache(self) -> FeatureCache | None:
+        """The cache, unless none is set or it failed (`cache_failed`)."""
+        return None if self.cache_failed_ is not None else self.cache
 
     @cached_property
     def crop_stages(self) -> dict[str, Any]:
@@ -112,10 +129,10 @@ class FeatureExtractor:
         decoded in a background thread; closing the iterator stops and joins it.
         """
         with Decoder(self.prefetch) as decoder:
-            if self.cache is None:
+            if self.active_cache is None:
                 yield from self._compute(self._submitted((_Job(p) for p in paths), decoder), None, store_crops)
             else:
-                with self.cache.writer() as writer:
+                with self.cache.writer(on_error=self.cache_failed) as writer:
                     yield from self._compute(self._submitted(self._plan(paths, batch), decoder), writer, store_crops)
 
     def _plan(self, paths: Iterable[str | os.PathLike], batch: int) -> Iterator[_Job]:
@@ -125,7 +142,12 @@ class FeatureExtractor:
         earlier: dict[str, _Job] = {}
         for chunk in batched(paths, batch):
             t = time.perf_counter()
-            found = self.cache.lookup(chunk, self.fingerprint, self.crops_fingerprint)
+            found = [Found(None)] * len(chunk)  # no cache (it failed): every input computed, none stored
+            if self.active_cache is not None:
+                try:
+                    found = self.cache.lookup(chunk, self.fingerprint, self.crops_fingerprint)
+                except CacheError as e:
+                    self.cache_failed(e)
             share = (time.perf_counter() - t) / len(chunk)
             misses: dict[str, _Job] = {}
             for path, entry in zip(chunk, found):

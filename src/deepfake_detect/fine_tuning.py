@@ -41,7 +41,7 @@ import numpy as np
 
 from .cache import FaceCrops
 from .datasets import Sample, discover, grouped_split
-from .errors import DatasetError
+from .errors import CacheError, DatasetError
 from .extraction import FeatureExtractor
 from .heads import Head, TemporalHead, fold_standardization, heads
 from .registry import Configurable
@@ -138,13 +138,18 @@ def _augmenter(spec: bool | dict | Augmenter | None) -> Augmenter | None:
 def cached_face_crops(extractor: FeatureExtractor, paths: Sequence[str]) -> list[FaceCrops]:
     """The face crops of each input, read from the extractor's cache; inputs not cached are
     decoded and detected once, and their crops stored."""
-    cache = extractor.cache
+    cache = extractor.active_cache
+    if cache is not None:
+        try:
+            digests = cache.digests(list(paths))
+            found = cache.get_crops([d for d in digests if d], extractor.crops_fingerprint)
+        except CacheError as e:  # an optimisation only: warn once, go on without it
+            extractor.cache_failed(e)
+            cache = None
     if cache is None:
         return [extractor.crops(p, _timings()) for p in paths]
-    digests = cache.digests(list(paths))
-    found = cache.get_crops([d for d in digests if d], extractor.crops_fingerprint)
     out = []
-    with cache.writer() as writer:
+    with cache.writer(on_error=extractor.cache_failed) as writer:
         for path, digest in zip(paths, digests):
             crops = found.get(digest) if digest else None
             if crops is None:

@@ -103,6 +103,27 @@ class Head(Configurable):
         """p(fake) (N,) from the model's output."""
         return output[:, 0]
 
+    def weight_shapes(self, feature_dim: int) -> list[tuple[int, ...]] | None:
+        """The shapes of the arrays `build_model(feature_dim)` holds, in `get_weights()` order,
+        computed without building the model (a saved model is checked against them before
+        anything is allocated); None where they cannot be told without building it.
+
+        This default reads the layers of `_layers` (created, not built): Dense layers and
+        layers without weights (dropout, activations); any other layer gives None."""
+        import keras
+
+        shapes: list[tuple[int, ...]] = []
+        width = feature_dim
+        for layer in self._layers(keras, keras.initializers.GlorotUniform(seed=self.seed)):
+            if type(layer) is keras.layers.Dense:
+                units = int(layer.units)
+                shapes += [(width, units), (units,)] if layer.use_bias else [(width, units)]
+                width = units
+            elif not isinstance(layer, (keras.layers.Dropout, keras.layers.Activation, keras.layers.ReLU,
+                                        keras.layers.Softmax)):
+                return None
+        return shapes
+
     def build_model(self, feature_dim: int):
         """A fresh, compiled Keras model for `feature_dim`-wide features."""
         import keras
@@ -204,6 +225,9 @@ class SoftmaxHead(Head):
     def _layers(self, keras, init) -> list:
         return [keras.layers.Dense(2, activation="softmax", kernel_initializer=init)]
 
+    def weight_shapes(self, feature_dim: int) -> list[tuple[int, ...]]:
+        return [(feature_dim, 2), (2,)]
+
     def loss(self) -> str:
         return "sparse_categorical_crossentropy"
 
@@ -228,6 +252,9 @@ class LogisticHead(Head):
         reg = keras.regularizers.L2(self.l2) if self.l2 else None
         return [keras.layers.Dense(1, activation="sigmoid", kernel_initializer=init, kernel_regularizer=reg)]
 
+    def weight_shapes(self, feature_dim: int) -> list[tuple[int, ...]]:
+        return [(feature_dim, 1), (1,)]
+
 
 @heads.register("mlp")
 class MLPHead(Head):
@@ -240,6 +267,13 @@ class MLPHead(Head):
         self.dropout = dropout
         self.standardize = standardize
         super().__init__(learning_rate, optimizer, batch_size, steps, epochs, class_weight, seed)
+        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+            raise ValueError(f"units must be a positive integer; got {units!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1); got {dropout!r}")
+
+    def weight_shapes(self, feature_dim: int) -> list[tuple[int, ...]]:
+        return [(feature_dim, self.units), (self.units,), (self.units, 1), (1,)]
 
     def _layers(self, keras, init) -> list:
         return [
@@ -301,6 +335,9 @@ class TemporalHead(LogisticHead):
     def _frame_head(self) -> LogisticHead:
         config = {k: v for k, v in self.get_config().items() if k not in ("temporal_weight", "temporal_c")}
         return LogisticHead(**config)
+
+    def weight_shapes(self, feature_dim: int) -> list[tuple[int, ...]]:
+        return [(feature_dim, 1), (1,), (feature_dim, 1), (1,)]
 
     def build_model(self, feature_dim: int):
         """The inference model: inputs (features, frame changes, has changes), output p(fake)."""

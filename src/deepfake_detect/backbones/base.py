@@ -11,9 +11,43 @@ from typing import Any
 
 import numpy as np
 
-from ..digests import config_digest, file_sha256
+from ..digests import config_digest, file_sha256, not_a_regular_file
 from ..errors import IncompatibleModelError
+from ..locations import env_bytes
 from ..registry import Configurable, Registry
+
+BACKBONE_BUDGET_VAR = "DEEPFAKE_DETECT_MAX_BACKBONE_BYTES"
+#: The most bytes a backbone's weights may take (a weights file, or a fine-tuned model's member):
+#: above the largest Keras application's (ConvNeXt XLarge, about 1.4 GB as float32).
+DEFAULT_BACKBONE_BUDGET = 2 << 30
+
+
+def backbone_budget() -> int:
+    """The most bytes a backbone's weights may take, in a weights file or a fine-tuned model's
+    member: `DEFAULT_BACKBONE_BUDGET` (2 GiB), or the size in the
+    ``DEEPFAKE_DETECT_MAX_BACKBONE_BYTES`` environment variable (e.g. "4GB")."""
+    return env_bytes(BACKBONE_BUDGET_VAR, DEFAULT_BACKBONE_BUDGET)
+
+
+def check_weights_file(weights: str | os.PathLike | None) -> None:
+    """Refuse, before anything opens or hashes it, a weights path that is not "imagenet" or None
+    and is not an existing regular file (`FileNotFoundError`) or is a FIFO, a device or a socket,
+    or larger than `backbone_budget()` (`ValueError`, saying the limit)."""
+    if weights in ("imagenet", None):
+        return
+    try:
+        st = os.stat(str(weights))
+    except OSError:
+        raise FileNotFoundError(f"weights file {weights!r} not found; give 'imagenet', None or an existing path") \
+            from None
+    why = not_a_regular_file(str(weights), st)
+    if why is not None:
+        raise ValueError(f"weights: {why}; give a Keras weights file")
+    budget = backbone_budget()
+    if st.st_size > budget:
+        raise ValueError(f"weights file {weights} is {st.st_size / 1e9:.1f} GB, more than any backbone's weights take "
+                         f"(the limit is {budget / 1e9:.1f} GB; the {BACKBONE_BUDGET_VAR} environment variable "
+                         "raises it); refused before reading it")
 
 
 class Backbone(Configurable):
@@ -128,7 +162,8 @@ class Backbone(Configurable):
             for w in self.model.get_weights():
                 h.update(np.ascontiguousarray(w).tobytes())
             return "values:" + h.hexdigest()
-        if os.path.isfile(str(self.weights)):
+        if os.path.exists(str(self.weights)):
+            check_weights_file(self.weights)  # checked again: the file may have changed since
             return "sha256:" + file_sha256(self.weights)
         return f"keras:{self.weights}:" + values_digest(self.model.get_weights())
 

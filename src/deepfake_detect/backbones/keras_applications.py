@@ -8,11 +8,10 @@ and EfficientNet take 0..255 pixels and normalise inside the model).
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
-from .base import Backbone, backbones
+from .base import Backbone, backbones, check_weights_file
 
 
 def _check_size(name: str, input_size: int, minimum: int) -> None:
@@ -21,8 +20,7 @@ def _check_size(name: str, input_size: int, minimum: int) -> None:
 
 
 def _check_weights(weights: str | None) -> None:
-    if weights not in ("imagenet", None) and not os.path.isfile(str(weights)):
-        raise FileNotFoundError(f"weights file {weights!r} not found; give 'imagenet', None or an existing path")
+    check_weights_file(weights)
 
 
 def _divisible(value: float, divisor: int = 8) -> int:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
-from .base import Backbone, backbones
+from .base import Backbone, backbones, check_weights_file
 
 _ALPHAS = (0.25, 0.5, 0.75, 1.0)
 _IMAGENET_SIZES = (128, 160, 192, 224)
@@ -44,8 +43,7 @@ class MobileNetV1(Backbone):
             raise ValueError(f"fast_depthwise must be True or False; got {fast_depthwise!r}")
         if weights == "imagenet" and input_size not in _IMAGENET_SIZES:
             raise ValueError(f"Keras' imagenet weights exist for input sizes {_IMAGENET_SIZES}; got {input_size}")
-        if weights not in ("imagenet", None) and not os.path.isfile(str(weights)):
-            raise FileNotFoundError(f"weights file {weights!r} not found; give 'imagenet', None or an existing path")
+        check_weights_file(weights)
 
     @property
     def feature_dim(self) -> int:

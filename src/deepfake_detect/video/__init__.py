@@ -43,6 +43,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..digests import not_a_regular_file
 from ..errors import VideoReadError
 from ..sampling import FrameSampler
 from . import auto, opencv, pyav
@@ -161,6 +162,9 @@ def _check_file(path: str | os.PathLike) -> Path:
     if p.is_dir():
         raise VideoReadError(f"{p} is a directory, not a video or image file. Give a file, or use a dataset method "
                              "for folders.")
+    why = not_a_regular_file(p)  # a FIFO or a device could block the reader or never end
+    if why is not None:
+        raise VideoReadError(f"{why}: give a video or image file.")
     if p.stat().st_size == 0:
         raise VideoReadError(f"{p} is empty (0 bytes): the file was not written completely. Copy or download it again.")
     return p
