@@ -20,7 +20,7 @@ from .aggregation import Aggregator, aggregators
 from .backbones import Backbone, backbones
 from .cache import FeatureCache, open_cache
 from .datasets import Sample, discover, grouped_split
-from .errors import DatasetError, IncompatibleModelError, NoFaceFoundError, NotFittedError
+from .errors import DatasetError, IncompatibleModelError, NoFaceFoundError, NotFittedError, WeightsUnavailableError
 from .extraction import FeatureExtractor
 from .faces import CropPolicy, FaceDetector, face_detectors
 from .heads import Head, heads
@@ -31,6 +31,7 @@ from .registry import Registry
 from .results import EvaluationReport, FaceBox, FaceFeatures, FramePrediction, VideoPrediction
 from .sampling import FrameSampler, samplers
 from .saving import FORMAT_VERSION, SavedModel, read_model, write_model
+from .verdict import checked, decide, operating_point
 from .version import __version__
 from .video import decode_limits, is_image
 
@@ -57,6 +58,8 @@ class DeepfakeDetector:
         aggregator: frame probabilities → video probability (default: mean).
         crop: the crop policy, a `CropPolicy` or its config dict (default: largest face, 1.3x).
         threshold: p(fake) at or above which a video is called fake.
+        inconclusive: None, or a band (low, high) of p(fake) inside which a video is called
+            "inconclusive" rather than real or fake (see `deepfake_detect.verdict`).
         cache: where features and face crops are kept, so nothing is decoded, detected or
             embedded twice: "default" (the path in the ``DEEPFAKE_DETECT_CACHE``
             environment variable, "none" there for no cache; else
@@ -68,7 +71,8 @@ class DeepfakeDetector:
     def __init__(self, sampler: PartSpec = "fixed_rate", face_detector: PartSpec = "retinaface",
                  backbone: PartSpec = "mobilenet_v1", head: PartSpec = "softmax", aggregator: PartSpec = "mean",
                  crop: CropPolicy | dict | None = None, threshold: float = 0.5,
-                 cache: str | os.PathLike | FeatureCache | None = "default"):
+                 cache: str | os.PathLike | FeatureCache | None = "default",
+                 inconclusive: tuple[float, float] | None = None):
         self.sampler = sampler
         self.face_detector = face_detector
         self.backbone = backbone
@@ -77,6 +81,7 @@ class DeepfakeDetector:
         self.crop = crop
         self.threshold = threshold
         self.cache = cache
+        self.inconclusive = inconclusive
 
     # --- parameters and parts ----------------------------------------------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -136,6 +141,8 @@ class DeepfakeDetector:
         config = {kind: registry.serialize(self.part(kind)) for kind, registry in _PARTS.items()}
         config["crop"] = self.part("crop").get_config()
         config["threshold"] = self.threshold
+        if self.inconclusive is not None:
+            config["inconclusive"] = list(checked(self.threshold, self.inconclusive)[1])
         return config
 
     @classmethod
@@ -154,12 +161,32 @@ class DeepfakeDetector:
         detector.preset_ = get_preset(name)
         return detector
 
+    @classmethod
+    def from_pretrained(cls, name: str = "default",
+                        cache: str | os.PathLike | FeatureCache | None = "default") -> DeepfakeDetector:
+        """The trained detector shipped in the package (`deepfake_detect.pretrained`): works
+        offline right after ``pip install``, with the bundled backbone weights. Its model card
+        (`deepfake_detect.pretrained.model_card()`, ``deepfake-detect info``) says what it was
+        trained on, what it measured and how far to trust it."""
+        from .pretrained import model_file
+
+        return cls.load(model_file(name), cache=cache)
+
+    def check_weights(self) -> None:
+        """Make sure the backbone's weights can be had, before any video is read: named Keras
+        weights ("imagenet") are downloaded now, and `WeightsUnavailableError` says what to pass
+        instead where that fails (no internet)."""
+        backbone = self.part("backbone")
+        if isinstance(backbone.weights, str) and backbone.weights_file() is None and not backbone.fine_tuned_:
+            backbone.model  # noqa: B018  (builds the model: the download happens here)
+
     def extract_features(self, inputs: Sequence[str | os.PathLike], verbose: int = 1,
                          description: str = "extracting features") -> list[FaceFeatures]:
         """The face features of each input (a video or an image), in order: what `fit`,
         `evaluate` and `evaluation.cross_validate` train and score on. Read through the cache
         (look-ups and writes batched), so nothing is decoded, detected or embedded twice;
         `verbose` 1 shows a progress bar labelled `description`."""
+        self.check_weights()
         extracted = self.extractor.extract_many(inputs)
         return [feats for feats, _ in progress(extracted, verbose, description, total=len(inputs))]
 
@@ -174,7 +201,7 @@ class DeepfakeDetector:
 
     # --- training ----------------------------------------------------------------------
     def fit(self, dataset_dir: str | os.PathLike, validation_split: float = 0.15, seed: int = 0,
-            verbose: int = 1, callbacks: list | None = None):
+            verbose: int = 1, callbacks: list | None = None, restore_best_weights: bool = True):
         """Extract features of every input of `dataset_dir` and train the head on them.
 
         About `validation_split` of the videos are held out for validation, grouped by source
@@ -183,6 +210,9 @@ class DeepfakeDetector:
         warning. `verbose`: 0 silent; 1 a progress bar of the extraction and a one-line
         summary (videos trained and validated on, the validation's video ROC AUC and
         accuracy); 2 also Keras' line per epoch. Both go to standard error.
+        With a validation split, the head ends with the weights of its epoch of lowest validation
+        loss (`restore_best_weights`, as Keras' ``EarlyStopping(restore_best_weights=True)``; no
+        early stop), and a validation video AUC at chance or worse is warned about.
         Returns the Keras `History` of the head.
         """
         samples = discover(dataset_dir)
@@ -204,18 +234,34 @@ class DeepfakeDetector:
         train_rows, val_rows = np.flatnonzero(np.isin(rows, train_v)), np.flatnonzero(np.isin(rows, val_v))
         validation = (x[val_rows], y[val_rows]) if len(val_rows) else None
         head: Head = heads.create(heads.serialize(self.part("head")))
+        callbacks = list(callbacks or [])
+        best = None
+        if validation is not None and restore_best_weights and not any(
+                type(c).__name__ == "EarlyStopping" for c in callbacks):
+            import keras
+
+            best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=1 << 30, restore_best_weights=True)
+            callbacks.append(best)
         with contextlib.redirect_stdout(sys.stderr):  # Keras prints its epoch lines on standard output
             history = head.fit(x[train_rows], y[train_rows], validation_data=validation, verbose=2 * (verbose > 1),
                                callbacks=callbacks, videos=rows[train_rows])
         self._set_fitted(head, int(x.shape[1]), self.extractor.fingerprint, history, len(samples) - len(kept))
+        scores = None
+        if len(val_v):
+            p = head.predict(x[val_rows], videos=rows[val_rows])
+            p_videos = [self.part("aggregator")(p[rows[val_rows] == v]) for v in val_v]
+            scores = binary_metrics(video_labels[val_v], np.array(p_videos), self.threshold)
+            if scores["roc_auc"] <= 0.5:
+                warnings.warn(f"{dataset_dir}: on the {len(val_v)} validation videos (groups not trained on) the "
+                              f"video ROC AUC is {scores['roc_auc']:.3f}, at chance or worse: this detector does not "
+                              "tell these fakes apart; do not trust its verdicts", UserWarning, stacklevel=2)
         if verbose:
             summary = f"fit: trained on {len(train_v)} videos ({len(train_rows)} face frames)"
-            if len(val_v):
-                p = head.predict(x[val_rows], videos=rows[val_rows])
-                p_videos = [self.part("aggregator")(p[rows[val_rows] == v]) for v in val_v]
-                scores = binary_metrics(video_labels[val_v], np.array(p_videos), self.threshold)
+            if scores is not None:
                 summary += (f"; validated on {len(val_v)} videos of groups not trained on: "
                             f"video ROC AUC {scores['roc_auc']:.3f}, accuracy {scores['accuracy']:.3f}")
+                if best is not None and best.best_weights is not None:
+                    summary += f"; kept epoch {best.best_epoch + 1} of {len(history.epoch)} (lowest validation loss)"
             else:
                 summary += ", without validation"
             if self.inputs_without_face_:
@@ -249,18 +295,24 @@ class DeepfakeDetector:
 
     # --- prediction --------------------------------------------------------------------
     def predict_video(self, path: str | os.PathLike, strict: bool = False,
-                      decode_timeout: float | None = None) -> VideoPrediction:
+                      decode_timeout: float | None = None, threshold: float | None = None,
+                      inconclusive: tuple[float, float] | None = None) -> VideoPrediction:
         """The verdict on one video (or image). Without a face the detector abstains
         (label "unknown"), or raises `NoFaceFoundError` when `strict`.
+
+        `threshold` and `inconclusive` (a band (low, high) of p(fake) called "inconclusive")
+        replace the detector's own for this call (see `verdict.operating_point`).
 
         `decode_timeout` bounds the seconds spent decoding the file (default
         `video.DEFAULT_DECODE_TIMEOUT`, 600; `math.inf`: no limit): a damaged or hostile file
         raises `VideoReadError` instead of hanging. `fit` and `evaluate` take the limit of a
         surrounding ``with video.decode_limits(decode_timeout=...):`` block."""
         head = self._check_fitted()
+        point = operating_point(self, threshold, inconclusive)
+        self.check_weights()
         with decode_limits(decode_timeout):
             feats, timings = self.extractor.extract(path, store_crops=False)  # a verdict keeps no face images
-        return self._verdict(str(path), feats, head, timings, strict)
+        return self._verdict(str(path), feats, head, timings, strict, point)
 
     def predict_image(self, path: str | os.PathLike, strict: bool = False) -> VideoPrediction:
         """The verdict on one image file (a single frame)."""
@@ -269,12 +321,14 @@ class DeepfakeDetector:
         return self.predict_video(path, strict=strict)
 
     def _verdict(self, path: str, feats: FaceFeatures, head: Head, timings: dict[str, float],
-                 strict: bool) -> VideoPrediction:
+                 strict: bool, point=None) -> VideoPrediction:
+        point = point or operating_point(self)
         if not len(feats):
             reason = f"no face found in {feats.frames_sampled} sampled frame(s)"
             if strict:
                 raise NoFaceFoundError(f"{path}: {reason}")
-            return VideoPrediction(path, "unknown", None, (), feats.frames_sampled, self.threshold, timings, reason)
+            return VideoPrediction(path, "unknown", None, (), feats.frames_sampled, point.threshold, timings, reason,
+                                   point.inconclusive)
         t = time.perf_counter()
         p_frames = head.predict(feats.features)
         p = self.part("aggregator")(p_frames)
@@ -283,20 +337,24 @@ class DeepfakeDetector:
             FramePrediction(int(i), float(s), float(pf), FaceBox(*map(float, b), score=float(sc)))
             for i, s, pf, b, sc in zip(feats.frame_indices, feats.times, p_frames, feats.boxes, feats.scores)
         )
-        label = "fake" if p >= self.threshold else "real"
-        return VideoPrediction(path, label, p, frames, feats.frames_sampled, self.threshold, timings)
+        label = decide(float(p), point.threshold, point.inconclusive)
+        return VideoPrediction(path, label, float(p), frames, feats.frames_sampled, point.threshold, timings,
+                               None, point.inconclusive)
 
     def evaluate(self, dataset_dir: str | os.PathLike | list[Sample], verbose: int = 1,
                  bootstrap: int = 1000) -> EvaluationReport:
         """Frame- and video-level metrics on a labelled dataset (a folder, or discovered
         samples); `fake` is the positive class. Metrics per manipulation method where the
         dataset names methods, and a bootstrap 95% interval (`bootstrap` resamples of the
-        groups) of the video ROC AUC. Inputs without a face are counted, not scored."""
+        groups) of the video ROC AUC. Inputs without a face are counted, not scored. A dataset of one
+        class (only real videos of another source, say) gives accuracy and the share called fake."""
         head = self._check_fitted()
-        samples = discover(dataset_dir) if isinstance(dataset_dir, (str, os.PathLike)) else list(dataset_dir)
+        samples = discover(dataset_dir, one_class=True) if isinstance(dataset_dir, (str, os.PathLike)) \
+            else list(dataset_dir)
         feats = self.extract_features([s.path for s in samples], verbose, "evaluating")
-        preds = [self._verdict(s.path, f, head, {}, False) for s, f in zip(samples, feats)]
-        return summarize(samples, preds, "held-out dataset", self.threshold, bootstrap=bootstrap)
+        point = operating_point(self)
+        preds = [self._verdict(s.path, f, head, {}, False, point) for s, f in zip(samples, feats)]
+        return summarize(samples, preds, "held-out dataset", point.threshold, bootstrap=bootstrap)
 
     # --- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -315,6 +373,10 @@ class DeepfakeDetector:
             "backend": keras.backend.backend(), "n_features_in": self.n_features_in_,
             "backbone_fingerprint": backbone.fingerprint, "extractor_fingerprint": self.fingerprint_,
         }
+        weights_file = backbone.weights_file()
+        if weights_file is not None and not backbone.fine_tuned_:  # found again by content where the file moves
+            metadata["backbone_weights"] = {"file": os.path.basename(weights_file),
+                                            "sha256": backbone.weights_digest().removeprefix("sha256:")}
         tuned = backbone.fine_tuned_weights()  # fine-tuned weights are the model's own: stored with it
         if tuned is not None:
             metadata["fine_tuned_backbone"] = True
@@ -337,6 +399,8 @@ class DeepfakeDetector:
         config, metadata = dict(saved.config), saved.metadata
         if backbone_weights is not None:
             config["backbone"] = with_weights(config["backbone"], backbone_weights)
+        elif saved.backbone_weights is None:
+            config["backbone"] = _found_weights(path, config["backbone"], metadata.get("backbone_weights"))
         try:
             detector = cls.from_config({**config, "cache": cache})
             parts = {kind: detector.part(kind) for kind in (*_PARTS, "crop")}
@@ -355,8 +419,9 @@ class DeepfakeDetector:
         found = parts["backbone"].fingerprint
         if metadata["backbone_fingerprint"] not in (found, parts["backbone"].legacy_fingerprint()):
             message = (f"{path}: the backbone here computes other features than the one the model was trained on "
-                       f"(fingerprint {found}, saved {metadata['backbone_fingerprint']}). Give the same weights "
-                       "file with backbone_weights=..., or pass allow_fingerprint_mismatch=True to use it anyway.")
+                       f"(fingerprint {found}, saved {metadata['backbone_fingerprint']}). Give the weights file it was "
+                       f"trained with{_sha_hint(metadata)}: --weights FILE (Python: backbone_weights=FILE); or, to use "
+                       "it anyway, --allow-fingerprint-mismatch (Python: allow_fingerprint_mismatch=True).")
             if not allow_fingerprint_mismatch:
                 raise IncompatibleModelError(message)
             warnings.warn(message, stacklevel=2)
@@ -375,7 +440,7 @@ class DeepfakeDetector:
         return detector
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in (*_PARTS, "crop", "threshold"))
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in (*_PARTS, "crop", "threshold", "inconclusive"))
         return f"DeepfakeDetector({args})"
 
 
@@ -403,3 +468,35 @@ def _stack(kept: list[tuple[Sample, FaceFeatures]]) -> tuple[np.ndarray, np.ndar
     rows = np.concatenate([np.full(len(f), i) for i, (_, f) in enumerate(kept)])
     return x, y, rows
 
+
+
+def _sha_hint(metadata: dict) -> str:
+    saved = metadata.get("backbone_weights")
+    if isinstance(saved, dict) and isinstance(saved.get("sha256"), str):
+        return f" ({saved.get('file', 'a file')}, sha256 {saved['sha256'][:16]}...)"
+    return ""
+
+
+def _found_weights(model_path: str | os.PathLike, backbone: Any, saved: Any) -> Any:
+    """The backbone spec of a model being loaded, its weights file found again where it moved.
+
+    A model keeps its weights file's path and sha256. Where the path is not a file here (the
+    model or the file moved, or a relative path meant another folder), the file is looked for by
+    content: the bundled copy when its sha256 matches, then the same name beside the model
+    file. Nothing found: `WeightsUnavailableError` naming ``--weights``."""
+    from .digests import file_sha256
+    from .pretrained import BUNDLED, bundled_sha256
+
+    weights = backbone.get("weights") if isinstance(backbone, dict) else None
+    if not isinstance(weights, str) or weights in ("imagenet", BUNDLED) or os.path.isfile(weights):
+        return backbone
+    sha = saved.get("sha256") if isinstance(saved, dict) else None
+    if isinstance(sha, str):
+        if sha == bundled_sha256():
+            return with_weights(backbone, BUNDLED)
+        for candidate in (Path(model_path).parent / weights, Path(model_path).parent / Path(weights).name):
+            if candidate.is_file() and file_sha256(candidate) == sha:
+                return with_weights(backbone, str(candidate.resolve()))
+    raise WeightsUnavailableError(
+        f"{model_path}: its backbone weights file {weights!r} is not found here (moved?). Pass a copy with --weights "
+        f"FILE (Python: backbone_weights=FILE){_sha_hint({'backbone_weights': saved})}.")

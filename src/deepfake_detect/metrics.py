@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -73,11 +74,18 @@ def bootstrap_ci(y_true: np.ndarray, p_fake: np.ndarray, groups: np.ndarray | No
     return float(low), float(high)
 
 
+#: The fewest groups (people) a bootstrap interval of the AUC is given for: with fewer, resampling
+#: them says little about unseen people, and the interval would look more precise than it is.
+MIN_CI_GROUPS = 5
+
+
 def summarize(samples: Sequence[Sample], predictions: Sequence[VideoPrediction], protocol: str, threshold: float,
               folds: tuple[EvaluationReport, ...] = (), leaky: bool = False, bootstrap: int = 1000,
               seed: int = 0) -> EvaluationReport:
     """The report on `predictions` of the labelled `samples` (aligned): metrics at video and
-    frame level, per manipulation method, and the video AUC's bootstrap interval by group."""
+    frame level, per manipulation method, and the video AUC's bootstrap interval by group
+    (NaN with fewer than `MIN_CI_GROUPS` groups). One class only is fine: accuracy and the
+    share called fake are measured; AUC, AP and EER are NaN."""
     scored = [(s, p) for s, p in zip(samples, predictions) if p.p_fake is not None]
     if not scored:
         raise DatasetError("no face found in any input; nothing to evaluate")
@@ -91,6 +99,8 @@ def summarize(samples: Sequence[Sample], predictions: Sequence[VideoPrediction],
         rows = np.array([s.label == 0 or s.method == method for s, _ in scored])
         by_method[method] = binary_metrics(y[rows], p[rows], threshold)
     groups = np.array([s.group for s, _ in scored])
+    n_groups = len(np.unique(groups))
+    ci = bootstrap_ci(y, p, groups, n=bootstrap, seed=seed) if n_groups >= MIN_CI_GROUPS else (math.nan, math.nan)
     return EvaluationReport(
         protocol=protocol,
         n_videos=len(samples),
@@ -101,7 +111,8 @@ def summarize(samples: Sequence[Sample], predictions: Sequence[VideoPrediction],
         predictions=tuple(predictions),
         labels=tuple(int(s.label) for s in samples),
         by_method=by_method,
-        video_auc_ci=bootstrap_ci(y, p, groups, n=bootstrap, seed=seed),
+        video_auc_ci=ci,
         folds=folds,
         leaky=leaky,
+        n_groups=n_groups,
     )

@@ -66,12 +66,15 @@ class _Found:
     source: str = ""
 
 
-def discover(dataset_dir: str | os.PathLike, compression: str | None = None) -> list[Sample]:
+def discover(dataset_dir: str | os.PathLike, compression: str | None = None,
+             one_class: bool = False) -> list[Sample]:
     """The labelled inputs of `dataset_dir`, sorted by path; `DatasetError` if unusable.
 
     Args:
         compression: for a FaceForensics++ tree holding several compressions, which one
             to use ("raw", "c23", "c40"); not needed where it holds one.
+        one_class: accept a dataset of one class only (evaluation: how often real videos
+            of another source are called fake); training needs both.
     """
     root = Path(dataset_dir)
     if not root.is_dir():
@@ -85,7 +88,7 @@ def discover(dataset_dir: str | os.PathLike, compression: str | None = None) -> 
         raise DatasetError(f"{root}: no videos or images found. Put them under {root}/real/ and {root}/fake/.")
     found = _without_duplicates(found)
     present = {f.label for f in found}
-    if present != {0, 1}:
+    if present != {0, 1} and not one_class:
         only = "real" if 0 in present else "fake"
         raise DatasetError(f"{root}: every input is {only}; training and evaluation need both real and fake examples.")
     return sorted(_with_groups(found), key=lambda s: s.path)
