@@ -49,6 +49,10 @@ class _Group(click.Group):
     """Turns the library's own errors into a one-line message and exit code 1 (with ``--debug``,
     they raise with their traceback)."""
 
+    def parse_args(self, ctx, args):
+        ctx.meta["deepfake_detect.argv"] = list(args)  # the command line, as given, for reports
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -222,9 +226,11 @@ def _pretrained_file() -> Path | None:
 
 
 def _command_line() -> str:
+    """The command line that is running, as typed (for a report, so that it can be rerun)."""
     import shlex
 
-    return shlex.join(["deepfake-detect", *sys.argv[1:]]) if sys.argv[1:] else "deepfake-detect"
+    ctx = click.get_current_context()
+    return shlex.join([ctx.find_root().info_name or "deepfake-detect", *ctx.meta.get("deepfake_detect.argv", [])])
 
 
 @main.command()

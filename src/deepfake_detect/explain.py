@@ -42,13 +42,16 @@ def most_suspicious(prediction: VideoPrediction, k: int = 3) -> list[FramePredic
 def occlusion_maps(detector, path: str | os.PathLike, frames: Sequence[FramePrediction],
                    grid: int = 7) -> list[Explanation]:
     """The occlusion maps of `frames` of the video at `path`, as `detector` (fitted) scores them."""
-    from .report import _Exactly
+    from .errors import NotFittedError
+    from .sampling import Exactly
     from .video import sample_frames
 
-    head = detector._check_fitted()
+    head = getattr(detector, "head_", None)
+    if head is None:
+        raise NotFittedError("explaining needs a fitted detector: fit it or load one")
     extractor = detector.extractor
     size = extractor.backbone.input_size
-    _, decoded = sample_frames(path, _Exactly([f.index for f in frames]))
+    _, decoded = sample_frames(path, Exactly([f.index for f in frames]))
     pixels = dict(decoded)
     out = []
     for f in frames:
@@ -70,18 +73,3 @@ def occlusion_maps(detector, path: str | os.PathLike, frames: Sequence[FramePred
         p = head.predict(features, videos=np.arange(len(variants)))  # each crop alone: no temporal context
         out.append(Explanation(f, crop, (p[0] - p[1:]).reshape(grid, grid), float(p[0])))
     return out
-
-
-def overlay(explanation: Explanation, size: int = 160) -> np.ndarray:
-    """The crop with its map over it (red: covering that part lowers p(fake); blue: raises it),
-    RGB uint8 (size, size, 3)."""
-    import cv2
-
-    crop = cv2.resize(explanation.crop, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
-    heat = cv2.resize(explanation.heat.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
-    scale = max(float(np.abs(explanation.heat).max()), 1e-6)
-    v = np.clip(heat / scale, -1, 1)[..., None]
-    red, blue = np.array([215, 48, 31], np.float32), np.array([43, 123, 186], np.float32)
-    color = np.where(v > 0, red, blue)
-    alpha = 0.6 * np.abs(v)
-    return np.clip(crop * (1 - alpha) + color * alpha, 0, 255).astype(np.uint8)

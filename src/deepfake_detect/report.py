@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from .results import EvaluationReport, FramePrediction, VideoPrediction
-from .sampling import FrameSampler
+from .sampling import Exactly
 from .video import sample_frames
 
 _METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "average_precision", "eer", "log_loss")
@@ -223,8 +223,6 @@ def _legend(threshold: float) -> str:
 
 
 def _explanations_html(explanations: Sequence, out: Path) -> str:
-    from .explain import overlay
-
     items = []
     for k, ex in enumerate(explanations, start=1):
         face = _save_rgb(cv2.resize(ex.crop, (160, 160), interpolation=cv2.INTER_AREA), out / f"explain_{k:02d}_face.png")
@@ -233,6 +231,19 @@ def _explanations_html(explanations: Sequence, out: Path) -> str:
         items.append("<figure>" + _img(caption + ", face", face) + _img(caption + ", occlusion map", heat)
                      + f"<figcaption>{_e(caption)}</figcaption></figure>")
     return '<div class="explain">' + "".join(items) + "</div>"
+
+
+def overlay(explanation, size: int = 160) -> np.ndarray:
+    """An `explain.Explanation`'s crop with its map over it, RGB uint8 (size, size, 3): red where
+    covering that part lowers p(fake), blue where it raises it."""
+    crop = cv2.resize(explanation.crop, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    heat = cv2.resize(explanation.heat.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    scale = max(float(np.abs(explanation.heat).max()), 1e-6)
+    v = np.clip(heat / scale, -1, 1)[..., None]
+    red, blue = np.array([215, 48, 31], np.float32), np.array([43, 123, 186], np.float32)
+    color = np.where(v > 0, red, blue)
+    alpha = 0.6 * np.abs(v)
+    return np.clip(crop * (1 - alpha) + color * alpha, 0, 255).astype(np.uint8)
 
 
 def _save_rgb(image: np.ndarray, path: Path) -> Path:
@@ -255,22 +266,11 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-class _Exactly(FrameSampler):
-    """The given frame indices (those inside the video)."""
-
-    def __init__(self, wanted: Sequence[int]):
-        self.wanted = wanted
-
-    def indices(self, frame_count: int, fps: float) -> np.ndarray:
-        idx = np.unique(np.asarray(self.wanted, dtype=np.int64))
-        return idx[(idx >= 0) & (idx < frame_count)]
-
-
 def face_thumbnails(path: str | os.PathLike, frames: Sequence[FramePrediction], size: int = 96,
                     margin: float = 0.15) -> list[np.ndarray]:
     """The face of each of `frames`, re-read from the video at `path`: RGB uint8 (size, size, 3)
     crops of the box grown by `margin` on each side; a grey square where a frame cannot be read."""
-    _, decoded = sample_frames(path, _Exactly([f.index for f in frames]))
+    _, decoded = sample_frames(path, Exactly([f.index for f in frames]))
     pixels = dict(decoded)
     out = []
     for f in frames:
