@@ -73,7 +73,9 @@ def main(debug: bool) -> None:
     if not debug:  # a warning is one line that says what happened, not where in the code
         import warnings
 
+        original = warnings.formatwarning
         warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+        click.get_current_context().call_on_close(lambda: setattr(warnings, "formatwarning", original))
 
 
 def cache_options(command):

@@ -278,6 +278,7 @@ class DeepfakeDetector:
         backbone = self.part("backbone")
         if backbone.fine_tuned_:
             raise ValueError("this detector's backbone is fine-tuned already; build a fresh detector to fine-tune again")
+        self.check_weights()  # before any video is read
         preset = getattr(self, "preset_", None)
         defaults = dict(preset.train_kwargs) if preset is not None and preset.train == "fine_tune" else {}
         tuned = fine_tuning.fine_tune(self.extractor, self.part("head"), dataset_dir, **{**defaults, **kwargs})
