@@ -232,7 +232,7 @@ def _command_line() -> str:
     import shlex
 
     ctx = click.get_current_context()
-    return shlex.join([ctx.find_root().info_name or "deepfake-detect", *ctx.meta.get("deepfake_detect.argv", [])])
+    return shlex.join(["deepfake-detect", *ctx.meta.get("deepfake_detect.argv", [])])
 
 
 @main.command()
