@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .verdict import decide
+
 CALIBRATIONS = ("platt", "isotonic", "none")
 _EPS = 1e-6
 
@@ -218,11 +220,13 @@ class Decision:
     threshold: float = 0.5
     band: tuple[float, float] = (0.5, 0.5)
 
+    @property
+    def inconclusive(self) -> tuple[float, float] | None:
+        """The band as `verdict.decide` takes it: None where it is empty."""
+        return self.band if self.band[0] < self.band[1] else None
+
     def label(self, p: float) -> str:
-        low, high = self.band
-        if low < high and low <= p < high:
-            return "inconclusive"
-        return "fake" if p >= self.threshold else "real"
+        return decide(p, self.threshold, self.inconclusive)
 
     def to_dict(self) -> dict[str, Any]:
         return {"calibration": self.calibrator.to_dict(), "threshold": self.threshold, "inconclusive": list(self.band)}

@@ -1,7 +1,8 @@
 """The `deepfake-detect` command. Exit codes: 0 ok, 1 bad input, 2 usage error.
 
 Results go to standard output; progress and messages go to standard error, so
-``--json`` and ``--csv`` output can be piped.
+``--json`` and ``--csv`` output can be piped. The library's errors are one line
+(``--debug`` shows their traceback).
 """
 
 from __future__ import annotations
@@ -47,7 +48,12 @@ def _fail(error: Exception) -> None:
 
 
 class _Group(click.Group):
-    """Turns the library's own errors into a one-line message and exit code 1."""
+    """Turns the library's own errors into a one-line message and exit code 1 (with ``--debug``,
+    they raise with their traceback)."""
+
+    def parse_args(self, ctx, args):
+        ctx.meta["deepfake_detect.argv"] = list(args)  # the command line, as given, for reports
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         shown = warnings.formatwarning
@@ -55,6 +61,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except (DeepfakeDetectError, FileNotFoundError) as e:
+            if ctx.params.get("debug"):
+                raise
             _fail(e)
         finally:
             warnings.formatwarning = shown
@@ -62,10 +70,18 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="deepfake-detect")
-def main() -> None:
-    """Tell real videos from deepfakes: fit a detector on a labelled folder, predict videos."""
+@click.option("--debug", is_flag=True, help="Show the traceback of an error, not only its message.")
+def main(debug: bool) -> None:
+    """Tell real videos from deepfakes: `deepfake-detect predict clip.mp4` checks a video with the
+    pretrained model; fit a detector of your own on a labelled folder with `fit`."""
     # The command is a process of our own: keep JAX's compiled programs across runs (see _backend).
     os.environ.setdefault(_backend.JAX_CACHE_ENV_VAR, "default")
+    if not debug:  # a warning is one line that says what happened, not where in the code
+        import warnings
+
+        original = warnings.formatwarning
+        warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+        click.get_current_context().call_on_close(lambda: setattr(warnings, "formatwarning", original))
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -114,7 +130,9 @@ def pipeline_options(command):
         part("--sampler", "sampler", "Frame sampler"),
         part("--face-detector", "face_detector", "Face detector"),
         part("--backbone", "backbone", "Backbone"),
-        click.option("--weights", default=None, help="Backbone weights: 'imagenet' (downloads), a file path, or 'none'."),
+        click.option("--weights", default=None,
+                     help="Backbone weights: 'imagenet' (downloads), 'bundled' (shipped, MobileNet V1 0.5), a file "
+                          "path, or 'none'."),
         part("--head", "head", "Head"),
         part("--aggregator", "aggregator", "Aggregator"),
         cache_options,
@@ -137,6 +155,8 @@ def build_detector(preset, sampler, face_detector, backbone, weights, head, aggr
     weights_given = weights is not None
     if weights_given and weights.lower() == "none":
         weights = None
+    elif weights_given and os.path.isfile(weights):
+        weights = os.path.abspath(weights)  # the saved model keeps a path that works from any folder
     if preset is not None:
         if weights_given:
             arguments["weights"] = weights
@@ -266,81 +286,192 @@ def extract(data, quiet, runner, beam_options, output, shards, **parts):
 
 
 def _videos(inputs: tuple[str, ...]) -> list[Path]:
+    """The media files of INPUTS: files as given, folders searched (any depth); an empty folder
+    is a usage error, not a silent success."""
     from .video import is_media
 
     out: list[Path] = []
     for item in map(Path, inputs):
-        out.extend(sorted(p for p in item.rglob("*") if p.is_file() and is_media(p)) if item.is_dir() else [item])
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.is_file() and is_media(p))
+            if not found:
+                raise DeepfakeDetectError(f"{item}: no videos or images in this folder (or below it)")
+            out.extend(found)
+        else:
+            out.append(item)
     return out
 
 
+def _is_model_file(arg: str) -> bool:
+    """Whether a command's first argument names a saved model (a .dfd file) rather than an input."""
+    return arg.lower().endswith(".dfd") and Path(arg).is_file()
+
+
+def model_options(command):
+    """``--weights`` and ``--allow-fingerprint-mismatch``: how a saved model's backbone is loaded."""
+    command = click.option("--allow-fingerprint-mismatch", is_flag=True,
+                           help="Use the backbone even where its weights differ from those the model was trained "
+                                "with (warned).")(command)
+    return click.option("--weights", default=None,
+                        help="The backbone's weights file, where the model's own cannot be found.")(command)
+
+
+def open_model(model: str | None, weights: str | None, allow_mismatch: bool, cache: str | None) -> DeepfakeDetector:
+    """A saved model, or the pretrained one (`model` None)."""
+    from .pretrained import model_file
+
+    pretrained = model is None
+    model = str(model_file("default")) if pretrained else model
+    detector = DeepfakeDetector.load(model, backbone_weights=weights, allow_fingerprint_mismatch=allow_mismatch,
+                                     cache=cache)
+    detector.model_name_ = "default (pretrained)" if pretrained else Path(model).name
+    return detector
+
+
+def _command_line() -> str:
+    """The command line that is running, as typed (for a report, so that it can be rerun)."""
+    import shlex
+
+    ctx = click.get_current_context()
+    return shlex.join(["deepfake-detect", *ctx.meta.get("deepfake_detect.argv", [])])
+
+
 @main.command()
-@click.argument("model", type=click.Path(exists=True, dir_okay=False))
-@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.argument("args", nargs=-1, required=True, type=click.Path(), metavar="[MODEL] INPUTS...")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input (JSON Lines).")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
-@click.option("--weights", default=None, help="Another copy of the backbone's weights file.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Call a video fake at p_fake >= this (default: the model's, 0.5).")
+@click.option("--inconclusive", type=(float, float), default=None, metavar="LOW HIGH",
+              help="Call a video inconclusive where LOW <= p_fake <= HIGH.")
+@model_options
 @click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False),
-              help="Write report.html and a timeline PNG of frame scores and faces here (one video only).")
+              help="Write a report page here: report.html for one input; for several, one page each in a "
+                   "subfolder and index.html linking them.")
+@click.option("--explain", is_flag=True,
+              help="With --report: occlusion maps of the 3 most suspicious frames (what moved the score).")
 @cache_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @scale_out_options
-def predict(model, inputs, as_json, as_csv, weights, report_dir, cache, no_cache, quiet, **scale_out):
-    """Predict each video or image in INPUTS (folders: every video in them) with MODEL. With
-    --output, write the predictions of one collection as shards; with --runner beam, on Apache Beam."""
+def predict(args, as_json, as_csv, threshold, inconclusive, weights, allow_fingerprint_mismatch, report_dir, explain,
+            cache, no_cache, quiet, **scale_out):
+    """Check each video or image of INPUTS (folders: every video in them) with MODEL, a saved .dfd
+    model, or without MODEL with the pretrained model shipped with deepfake-detect. With --output,
+    write the predictions of one collection as shards; with --runner beam, on Apache Beam.
+
+    p_fake is the model's score (0 to 1) that a video is a deepfake; the verdict is fake at or
+    above the threshold, real below it, inconclusive inside the --inconclusive band, unknown
+    without a face. A score is evidence, not proof: see `deepfake-detect info`."""
     from .errors import VideoReadError
     from .progress import progress
+    from .verdict import checked, operating_point
 
-    if scale_out["output"] is not None or scale_out["runner"] == "beam":
-        return _scale_out_predict(model, inputs, weights, chosen_cache(cache, no_cache), quiet, **scale_out)
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
+    if explain and report_dir is None:
+        raise click.UsageError("--explain draws into a report: give --report DIR too")
+    model, inputs = (args[0], args[1:]) if _is_model_file(args[0]) else (None, args)
+    if not inputs:
+        raise click.UsageError(f"{args[0]} is a model: give the videos or images to check after it")
+    if scale_out["output"] is not None or scale_out["runner"] == "beam":
+        from .pretrained import model_file
+
+        return _scale_out_predict(model or str(model_file("default")), inputs, weights, chosen_cache(cache, no_cache),
+                                  quiet, **scale_out)
+    try:
+        checked(threshold if threshold is not None else 0.5, inconclusive)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--inconclusive") from None
     videos = _videos(inputs)
-    if report_dir is not None and len(videos) != 1:
-        raise click.UsageError(f"--report draws one video; INPUTS hold {len(videos)}")
-    detector = DeepfakeDetector.load(model, backbone_weights=weights, cache=chosen_cache(cache, no_cache))
+    detector = open_model(model, weights, allow_fingerprint_mismatch, chosen_cache(cache, no_cache))
+    about = {"name": detector.model_name_, "fingerprint": detector.fingerprint_,
+             "backbone": detector.part("backbone").registry_name}
     writer = csv.writer(sys.stdout) if as_csv else None
+    columns = ["path", "label", "p_fake", "threshold", "inconclusive", "faces_found", "frames_sampled", "reason",
+               "error"]
     if writer:
-        writer.writerow(["path", "label", "p_fake", "faces_found", "frames_sampled", "reason"])
-    failed = 0
-    for path in progress(videos, 0 if quiet else 1, "predicting"):
+        writer.writerow(columns)
+    elif not as_json:
+        decision = operating_point(detector, threshold, inconclusive)
+        point = f"fake at p_fake >= {decision.threshold:g}"
+        if decision.inconclusive:
+            point += f", inconclusive for {decision.inconclusive[0]:g} <= p_fake <= {decision.inconclusive[1]:g}"
+        click.echo(f"# model {about['name']} (fingerprint {about['fingerprint']}); p_fake: the model's score (0-1) "
+                   f"that the video is a deepfake; {point}. A score is evidence, not proof.")
+        click.echo(f"# {'p_fake':>6}    {'verdict':12} {'faces':>7}  input")
+    failed, pages = 0, []
+    many = len(videos) > 1
+    for k, path in enumerate(progress(videos, 0 if quiet else 1, "predicting"), start=1):
         try:
-            pred = detector.predict_video(path)
+            pred = detector.predict_video(path, threshold=threshold, inconclusive=inconclusive)
         except VideoReadError as e:
             failed += 1
             click.echo(f"error: {e}", err=True)
+            row = dict.fromkeys(columns)
+            row.update(path=str(path), label="error", error=str(e))
+            pages.append({**row, "report": None})
+            if as_json:
+                click.echo(json.dumps(row))
+            elif writer:
+                writer.writerow(row.values())
+            else:
+                click.echo(f"  {'-':>6} -> {'error':12} {'':>7}  {path}  ({e})")
             continue
-        row = {"path": pred.path, "label": pred.label, "p_fake": pred.p_fake, "faces_found": pred.faces_found,
-               "frames_sampled": pred.frames_sampled, "reason": pred.reason}
+        row = {"path": pred.path, "label": pred.label, "p_fake": pred.p_fake, "threshold": pred.threshold,
+               "inconclusive": list(pred.inconclusive) if pred.inconclusive else None,
+               "faces_found": pred.faces_found, "frames_sampled": pred.frames_sampled, "reason": pred.reason,
+               "error": None}
         if as_json:
             click.echo(json.dumps(row))
         elif writer:
-            writer.writerow(row.values())
+            writer.writerow([" ".join(map(str, v)) if isinstance(v, list) else v for v in row.values()])
         else:
             shown = "   -  " if pred.p_fake is None else f"{pred.p_fake:.3f}"
-            click.echo(f"{pred.label:8} {shown}  {pred.path}" + (f"  ({pred.reason})" if pred.reason else ""))
+            faces = f"{pred.faces_found}/{pred.frames_sampled}"
+            click.echo(f"  {shown:>6} -> {pred.label:12} {faces:>7}  {pred.path}"
+                       + (f"  ({pred.reason})" if pred.reason else ""))
         if report_dir is not None:
             from .report import write_prediction_report
 
-            click.echo(f"report: {write_prediction_report(pred, report_dir)}", err=True)
+            out = Path(report_dir) / (f"{k:03d}_{Path(path).stem}" if many else "")
+            explanations = None
+            if explain and pred.frames:
+                from .explain import most_suspicious, occlusion_maps
+
+                explanations = occlusion_maps(detector, path, most_suspicious(pred))
+            page = write_prediction_report(pred, out, model=about, command=_command_line(),
+                                           explanations=explanations)
+            pages.append({"path": pred.path, "label": pred.label, "p_fake": pred.p_fake,
+                          "faces": f"{pred.faces_found} / {pred.frames_sampled}",
+                          "report": str(page.relative_to(report_dir))})
+            if not many:
+                click.echo(f"report: {page}", err=True)
+    if report_dir is not None and many:
+        from .report import write_index
+
+        click.echo(f"report: {write_index(pages, report_dir, command=_command_line())}", err=True)
     if failed:
         sys.exit(1)
 
 
 @main.command()
-@click.argument("model", type=click.Path(exists=True, dir_okay=False))
-@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.argument("args", nargs=-1, required=True, type=click.Path(exists=True), metavar="[MODEL] DATA")
 @click.option("--json", "as_json", is_flag=True, help="The metrics as JSON.")
-@click.option("--weights", default=None, help="Another copy of the backbone's weights file.")
+@model_options
 @click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False),
               help="Write report.html and PNG figures (ROC, scores, confusion, timelines) here.")
 @cache_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def evaluate(model, data, as_json, weights, report_dir, cache, no_cache, quiet):
-    """Measure MODEL on the labelled dataset DATA (frame and video metrics)."""
-    import shlex
-
-    detector = DeepfakeDetector.load(model, backbone_weights=weights, cache=chosen_cache(cache, no_cache))
+def evaluate(args, as_json, weights, allow_fingerprint_mismatch, report_dir, cache, no_cache, quiet):
+    """Measure MODEL (a saved .dfd model; without it, the pretrained model) on the labelled
+    dataset DATA (frame and video metrics). A folder of one class (real/ only, say) gives the
+    accuracy and the share called fake."""
+    if len(args) > 2 or (len(args) == 2 and not _is_model_file(args[0])):
+        raise click.UsageError("give [MODEL] DATA: an optional .dfd model file, then one dataset folder")
+    model, data = (args[0], args[1]) if len(args) == 2 else (None, args[0])
+    if not Path(data).is_dir():
+        raise click.BadParameter(f"{data} is not a folder", param_hint="DATA")
+    detector = open_model(model, weights, allow_fingerprint_mismatch, chosen_cache(cache, no_cache))
     report = detector.evaluate(data, verbose=0 if quiet else 1)
     if as_json:
         click.echo(json.dumps(report.to_dict()))
@@ -349,9 +480,7 @@ def evaluate(model, data, as_json, weights, report_dir, cache, no_cache, quiet):
     if report_dir is not None:
         from .report import write_evaluation_report
 
-        words = [*click.get_current_context().command_path.split(), model, data, "--report", report_dir]
-        command = shlex.join(words + (["--weights", weights] if weights else []))
-        click.echo(f"report: {write_evaluation_report(report, report_dir, command=command)}", err=True)
+        click.echo(f"report: {write_evaluation_report(report, report_dir, command=_command_line())}", err=True)
 
 
 @main.command("list")
@@ -369,11 +498,21 @@ def list_parts(kind):
 
 
 @main.command()
-@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument("model", required=False, type=click.Path(exists=True, dir_okay=False))
 def info(model):
-    """Show what a saved MODEL is made of: its parts, fingerprints and versions."""
+    """Show what a saved MODEL is made of: its parts, fingerprints and versions (JSON). Without
+    MODEL: the pretrained model's card (training data and terms, recipe, measured numbers, known
+    failure modes, how far to trust a score), then its file."""
     from .saving import read_model
 
+    if model is None:
+        from .digests import file_sha256
+        from .pretrained import model_card, model_file
+
+        path = model_file("default")
+        click.echo(model_card())
+        click.echo(f"model file: {path} ({path.stat().st_size:,} bytes, sha256 {file_sha256(path)})")
+        return
     saved = read_model(model, arrays=False)  # checked as `load` checks it, without reading the arrays
     click.echo(json.dumps({"config": saved.config, "metadata": saved.metadata}, indent=2))
 

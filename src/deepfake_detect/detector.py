@@ -22,7 +22,8 @@ from .cache import FeatureCache, failure_warning, is_transient, open_cache
 from .calibration import Decision, brier_score, choose_decision, expected_calibration_error
 from .crossfit import FeatureTable, crossfit, usable_folds
 from .datasets import Sample, discover, grouped_split
-from .errors import CacheError, DatasetError, IncompatibleModelError, NoFaceFoundError, NotFittedError
+from .errors import CacheError, DatasetError, IncompatibleModelError, NoFaceFoundError, NotFittedError, \
+    WeightsUnavailableError
 from .extraction import FeatureExtractor
 from .faces import CropPolicy, FaceDetector, face_detectors
 from .heads import Head, heads
@@ -33,6 +34,7 @@ from .registry import Registry
 from .results import EvaluationReport, FaceBox, FaceFeatures, FramePrediction, VideoPrediction
 from .sampling import FrameSampler, samplers
 from .saving import BACKBONE_WEIGHTS, FORMAT_VERSION, HEAD_WEIGHTS, ModelReader, SavedModel, write_model
+from .verdict import checked, decide, operating_point
 from .version import __version__
 from .video import decode_limits, is_image
 
@@ -59,6 +61,8 @@ class DeepfakeDetector:
         aggregator: frame probabilities → video probability (default: mean).
         crop: the crop policy, a `CropPolicy` or its config dict (default: largest face, 1.3x).
         threshold: p(fake) at or above which a video is called fake.
+        inconclusive: None, or a band (low, high) of p(fake) inside which a video is called
+            "inconclusive" rather than real or fake (see `deepfake_detect.verdict`).
         cache: where features and face crops are kept, so nothing is decoded, detected or
             embedded twice: "default" (the path in the ``DEEPFAKE_DETECT_CACHE``
             environment variable, "none" there for no cache; else
@@ -70,7 +74,8 @@ class DeepfakeDetector:
     def __init__(self, sampler: PartSpec = "fixed_rate", face_detector: PartSpec = "retinaface",
                  backbone: PartSpec = "mobilenet_v1", head: PartSpec = "softmax", aggregator: PartSpec = "mean",
                  crop: CropPolicy | dict | None = None, threshold: float = 0.5,
-                 cache: str | os.PathLike | FeatureCache | None = "default"):
+                 cache: str | os.PathLike | FeatureCache | None = "default",
+                 inconclusive: tuple[float, float] | None = None):
         self.sampler = sampler
         self.face_detector = face_detector
         self.backbone = backbone
@@ -79,6 +84,7 @@ class DeepfakeDetector:
         self.crop = crop
         self.threshold = threshold
         self.cache = cache
+        self.inconclusive = inconclusive
 
     # --- parameters and parts ----------------------------------------------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -145,6 +151,8 @@ class DeepfakeDetector:
         config = {kind: registry.serialize(self.part(kind)) for kind, registry in _PARTS.items()}
         config["crop"] = self.part("crop").get_config()
         config["threshold"] = self.threshold
+        if self.inconclusive is not None:
+            config["inconclusive"] = list(checked(self.threshold, self.inconclusive)[1])
         return config
 
     @classmethod
@@ -163,12 +171,32 @@ class DeepfakeDetector:
         detector.preset_ = get_preset(name)
         return detector
 
+    @classmethod
+    def from_pretrained(cls, name: str = "default",
+                        cache: str | os.PathLike | FeatureCache | None = "default") -> DeepfakeDetector:
+        """The trained detector shipped in the package (`deepfake_detect.pretrained`): works
+        offline right after ``pip install``, with the bundled backbone weights. Its model card
+        (`deepfake_detect.pretrained.model_card()`, ``deepfake-detect info``) says what it was
+        trained on, what it measured and how far to trust it."""
+        from .pretrained import model_file
+
+        return cls.load(model_file(name), cache=cache)
+
+    def check_weights(self) -> None:
+        """Make sure the backbone's weights can be had, before any video is read: named Keras
+        weights ("imagenet") are downloaded now, and `WeightsUnavailableError` says what to pass
+        instead where that fails (no internet)."""
+        backbone = self.part("backbone")
+        if isinstance(backbone.weights, str) and backbone.weights_file() is None and not backbone.fine_tuned_:
+            backbone.model  # noqa: B018  (builds the model: the download happens here)
+
     def extract_features(self, inputs: Sequence[str | os.PathLike], verbose: int = 1,
                          description: str = "extracting features") -> list[FaceFeatures]:
         """The face features of each input (a video or an image), in order: what `fit`,
         `evaluate` and `evaluation.cross_validate` train and score on. Read through the cache
         (look-ups and writes batched), so nothing is decoded, detected or embedded twice;
         `verbose` 1 shows a progress bar labelled `description`."""
+        self.check_weights()
         extracted = self.extractor.extract_many(inputs)
         return [feats for feats, _ in progress(extracted, verbose, description, total=len(inputs))]
 
@@ -188,7 +216,8 @@ class DeepfakeDetector:
     def fit(self, dataset_dir: str | os.PathLike, validation_split: float = 0.0, seed: int = 0,
             verbose: int = 1, callbacks: list | None = None, cross_fit: int | None = None,
             calibration: str | tuple[str, ...] | None = None, threshold: str | float | None = None,
-            max_abstain: float | None = None, head_candidates: list | None = None):
+            max_abstain: float | None = None, head_candidates: list | None = None,
+            restore_best_weights: bool = True):
         """Extract features of every input of `dataset_dir` and train the head on them.
 
         The choices that need held-out predictions are made by *cross-fitting*: `cross_fit` grouped
@@ -207,11 +236,13 @@ class DeepfakeDetector:
         `validation_split` > 0 holds out that share of the videos by group (both classes on each
         side; with too little data for that, a warning and no validation), for the validation
         curves in the returned Keras `History` of the head (the final head then trains on the
-        rest). `verbose`: 0 silent; 1 a progress bar of the extraction and a one-line summary
-        (videos trained on, the cross-fitted out-of-fold video ROC AUC and threshold, the
-        validation's video ROC AUC and accuracy); 2 also Keras' line per epoch. Both go to
-        standard error. Fitted state: `head_`, `decision_` (`calibration.Decision`, or None),
-        `crossfit_` (what cross-fitting measured).
+        rest); the head then ends with the weights of its epoch of lowest validation loss
+        (`restore_best_weights`, as Keras' ``EarlyStopping(restore_best_weights=True)``; no early
+        stop), and a validation video AUC at chance or worse is warned about. `verbose`: 0 silent;
+        1 a progress bar of the extraction and a one-line summary (videos trained on, the
+        cross-fitted out-of-fold video ROC AUC and threshold, the validation's video ROC AUC and
+        accuracy); 2 also Keras' line per epoch. Both go to standard error. Fitted state: `head_`,
+        `decision_` (`calibration.Decision`, or None), `crossfit_` (what cross-fitting measured).
         """
         preset = self.__dict__.get("preset_")
         recipe = dict(preset.train_kwargs) if preset is not None and preset.train == "fit" else {}
@@ -246,8 +277,8 @@ class DeepfakeDetector:
             table = FeatureTable(x, rows, video_labels, video_groups.astype(str), np.array([s.method for s, _ in kept]))
             fits = [crossfit(c, table, train_v, self.part("aggregator"), k, seed, registry=heads) for c in configs]
             aucs = [_oof_measures(video_labels[train_v], f.scores, None)["oof_video_auc"] for f in fits]
-            best = int(np.argmax(aucs))  # the first of equals
-            configs, cf = [configs[best]], fits[best]
+            chosen = int(np.argmax(aucs))  # the first of equals
+            configs, cf = [configs[chosen]], fits[chosen]
             decision = choose_decision(cf.scores, video_labels[train_v], video_groups[train_v], calibration,
                                        threshold, max_abstain, seed=seed)
             measured = {"folds": k, "videos": len(train_v), **_oof_measures(video_labels[train_v], cf.scores,
@@ -259,24 +290,40 @@ class DeepfakeDetector:
                           "p(fake) stays uncalibrated and the threshold stays at the constructor's", UserWarning,
                           stacklevel=2)
         head: Head = heads.create(configs[0])
+        callbacks = list(callbacks or [])
+        best = None
+        if validation is not None and restore_best_weights and not any(
+                type(c).__name__ == "EarlyStopping" for c in callbacks):
+            import keras
+
+            best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=1 << 30, restore_best_weights=True)
+            callbacks.append(best)
         with contextlib.redirect_stdout(sys.stderr):  # Keras prints its epoch lines on standard output
             history = head.fit(x[train_rows], y[train_rows], validation_data=validation, verbose=2 * (verbose > 1),
                                callbacks=callbacks, videos=rows[train_rows])
         self._set_fitted(head, int(x.shape[1]), self.extractor.fingerprint, history, len(samples) - len(kept),
                          decision, measured)
+        scores = None
+        if len(val_v):
+            p = head.predict(x[val_rows], videos=rows[val_rows])
+            p_videos = np.array([self.part("aggregator")(p[rows[val_rows] == v]) for v in val_v])
+            if decision is not None:
+                p_videos = decision.calibrator(p_videos)
+            scores = binary_metrics(video_labels[val_v], p_videos, self.operating_threshold)
+            if scores["roc_auc"] <= 0.5:
+                warnings.warn(f"{dataset_dir}: on the {len(val_v)} validation videos (groups not trained on) the "
+                              f"video ROC AUC is {scores['roc_auc']:.3f}, at chance or worse: this detector does not "
+                              "tell these fakes apart; do not trust its verdicts", UserWarning, stacklevel=2)
         if verbose:
             summary = f"fit: trained on {len(train_v)} videos ({len(train_rows)} face frames)"
             if decision is not None:
                 summary += (f"; cross-fitted over {k} grouped folds: out-of-fold video ROC AUC "
                             f"{measured['oof_video_auc']:.3f}, threshold {decision.threshold:.3f}")
-            if len(val_v):
-                p = head.predict(x[val_rows], videos=rows[val_rows])
-                p_videos = [self.part("aggregator")(p[rows[val_rows] == v]) for v in val_v]
-                if decision is not None:
-                    p_videos = decision.calibrator(np.array(p_videos))
-                scores = binary_metrics(video_labels[val_v], np.array(p_videos), self.operating_threshold)
+            if scores is not None:
                 summary += (f"; validated on {len(val_v)} videos of groups not trained on: "
                             f"video ROC AUC {scores['roc_auc']:.3f}, accuracy {scores['accuracy']:.3f}")
+                if best is not None and best.best_weights is not None:
+                    summary += f"; kept epoch {best.best_epoch + 1} of {len(history.epoch)} (lowest validation loss)"
             elif decision is None:
                 summary += ", without validation"
             if self.inputs_without_face_:
@@ -293,6 +340,7 @@ class DeepfakeDetector:
         backbone = self.part("backbone")
         if backbone.fine_tuned_:
             raise ValueError("this detector's backbone is fine-tuned already; build a fresh detector to fine-tune again")
+        self.check_weights()  # before any video is read
         preset = getattr(self, "preset_", None)
         defaults = dict(preset.train_kwargs) if preset is not None and preset.train == "fine_tune" else {}
         tuned = fine_tuning.fine_tune(self.extractor, self.part("head"), dataset_dir, **{**defaults, **kwargs})
@@ -310,18 +358,24 @@ class DeepfakeDetector:
 
     # --- prediction --------------------------------------------------------------------
     def predict_video(self, path: str | os.PathLike, strict: bool = False,
-                      decode_timeout: float | None = None) -> VideoPrediction:
+                      decode_timeout: float | None = None, threshold: float | None = None,
+                      inconclusive: tuple[float, float] | None = None) -> VideoPrediction:
         """The verdict on one video (or image). Without a face the detector abstains
         (label "unknown"), or raises `NoFaceFoundError` when `strict`.
+
+        `threshold` and `inconclusive` (a band (low, high) of p(fake) called "inconclusive")
+        replace the detector's own for this call (see `verdict.operating_point`).
 
         `decode_timeout` bounds the seconds spent decoding the file (default
         `video.DEFAULT_DECODE_TIMEOUT`, 600; `math.inf`: no limit): a damaged or hostile file
         raises `VideoReadError` instead of hanging. `fit` and `evaluate` take the limit of a
         surrounding ``with video.decode_limits(decode_timeout=...):`` block."""
         head = self._check_fitted()
+        point = operating_point(self, threshold, inconclusive)
+        self.check_weights()
         with decode_limits(decode_timeout):
             feats, timings = self.extractor.extract(path, store_crops=False)  # a verdict keeps no face images
-        return self._verdict(str(path), feats, head, timings, strict)
+        return self._verdict(str(path), feats, head, timings, strict, point)
 
     def predict_image(self, path: str | os.PathLike, strict: bool = False) -> VideoPrediction:
         """The verdict on one image file (a single frame)."""
@@ -336,12 +390,14 @@ class DeepfakeDetector:
         return self._verdict(str(path), features, self._check_fitted(), dict(timings or {}), strict)
 
     def _verdict(self, path: str, feats: FaceFeatures, head: Head, timings: dict[str, float],
-                 strict: bool) -> VideoPrediction:
+                 strict: bool, point=None) -> VideoPrediction:
+        point = point or operating_point(self)
         if not len(feats):
             reason = f"no face found in {feats.frames_sampled} sampled frame(s)"
             if strict:
                 raise NoFaceFoundError(f"{path}: {reason}")
-            return VideoPrediction(path, "unknown", None, (), feats.frames_sampled, self.threshold, timings, reason)
+            return VideoPrediction(path, "unknown", None, (), feats.frames_sampled, point.threshold, timings, reason,
+                                   point.inconclusive)
         t = time.perf_counter()
         p_frames = head.predict(feats.features)
         p = self.part("aggregator")(p_frames)
@@ -353,30 +409,31 @@ class DeepfakeDetector:
             FramePrediction(int(i), float(s), float(pf), FaceBox(*map(float, b), score=float(sc)))
             for i, s, pf, b, sc in zip(feats.frame_indices, feats.times, p_frames, feats.boxes, feats.scores)
         )
-        label = decision.label(p) if decision is not None else ("fake" if p >= self.threshold else "real")
-        return VideoPrediction(path, label, p, frames, feats.frames_sampled, self.operating_threshold, timings)
+        label = decide(float(p), point.threshold, point.inconclusive)
+        return VideoPrediction(path, label, float(p), frames, feats.frames_sampled, point.threshold, timings,
+                               None, point.inconclusive)
 
     @property
     def operating_threshold(self) -> float:
-        """The threshold on p(fake) that verdicts use: the one `fit` chose on cross-fitted scores, or
-        the constructor's `threshold` (an unfitted detector, a model saved without one)."""
-        decision = self.__dict__.get("decision_")
-        return decision.threshold if decision is not None else self.threshold
+        """The threshold on p(fake) that verdicts use (see `verdict.operating_point`): the one `fit`
+        chose on cross-fitted scores, or the constructor's `threshold`."""
+        return operating_point(self).threshold
 
     def evaluate(self, dataset_dir: str | os.PathLike | list[Sample], verbose: int = 1,
                  bootstrap: int = 1000) -> EvaluationReport:
         """Frame- and video-level metrics on a labelled dataset (a folder, or discovered
         samples); `fake` is the positive class. Metrics per manipulation method where the
         dataset names methods, and a bootstrap 95% interval (`bootstrap` resamples of the
-        groups) of the video ROC AUC. Inputs without a face are counted, not scored. A folder of
-        one class (only real, or only fake videos) reports the rate called fake and the accuracy.
+        groups) of the video ROC AUC. Inputs without a face are counted, not scored. A dataset of one
+        class (only real videos of another source, say) gives accuracy and the share called fake.
         ECE and Brier score say how calibrated p(fake) is."""
         head = self._check_fitted()
         samples = discover(dataset_dir, allow_one_class=True) if isinstance(dataset_dir, (str, os.PathLike)) \
             else list(dataset_dir)
         feats = self.extract_features([s.path for s in samples], verbose, "evaluating")
-        preds = [self._verdict(s.path, f, head, {}, False) for s, f in zip(samples, feats)]
-        return summarize(samples, preds, "held-out dataset", self.operating_threshold, bootstrap=bootstrap)
+        point = operating_point(self)
+        preds = [self._verdict(s.path, f, head, {}, False, point) for s, f in zip(samples, feats)]
+        return summarize(samples, preds, "held-out dataset", point.threshold, bootstrap=bootstrap)
 
     # --- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -399,6 +456,10 @@ class DeepfakeDetector:
         if decision is not None:  # calibration, threshold and band: plain numbers (older readers ignore them)
             metadata["decision"] = decision.to_dict()
             metadata["crossfit"] = self.__dict__.get("crossfit_") or {}
+        weights_file = backbone.weights_file()
+        if weights_file is not None and not backbone.fine_tuned_:  # found again by content where the file moves
+            metadata["backbone_weights"] = {"file": os.path.basename(weights_file),
+                                            "sha256": backbone.weights_digest().removeprefix("sha256:")}
         tuned = backbone.fine_tuned_weights()  # fine-tuned weights are the model's own: stored with it
         if tuned is not None:
             metadata["fine_tuned_backbone"] = True
@@ -428,6 +489,8 @@ class DeepfakeDetector:
         config, metadata = dict(reader.config), reader.metadata
         if backbone_weights is not None:
             config["backbone"] = with_weights(config["backbone"], backbone_weights)
+        elif saved.backbone_weights is None:
+            config["backbone"] = _found_weights(path, config["backbone"], metadata.get("backbone_weights"))
         try:
             detector = cls.from_config({**config, "cache": cache})
             parts = {kind: detector.part(kind) for kind in (*_PARTS, "crop")}
@@ -453,8 +516,9 @@ class DeepfakeDetector:
             raise IncompatibleModelError(f"{path}: its backbone's weights cannot be used here: {e}") from e
         if metadata["backbone_fingerprint"] not in (found, parts["backbone"].legacy_fingerprint()):
             message = (f"{path}: the backbone here computes other features than the one the model was trained on "
-                       f"(fingerprint {found}, saved {metadata['backbone_fingerprint']}). Give the same weights "
-                       "file with backbone_weights=..., or pass allow_fingerprint_mismatch=True to use it anyway.")
+                       f"(fingerprint {found}, saved {metadata['backbone_fingerprint']}). Give the weights file it was "
+                       f"trained with{_sha_hint(metadata)}: --weights FILE (Python: backbone_weights=FILE); or, to use "
+                       "it anyway, --allow-fingerprint-mismatch (Python: allow_fingerprint_mismatch=True).")
             if not allow_fingerprint_mismatch:
                 raise IncompatibleModelError(message)
             warnings.warn(message, stacklevel=3)
@@ -477,7 +541,7 @@ class DeepfakeDetector:
         return detector
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in (*_PARTS, "crop", "threshold"))
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in (*_PARTS, "crop", "threshold", "inconclusive"))
         return f"DeepfakeDetector({args})"
 
 
@@ -541,3 +605,35 @@ def _stack(kept: list[tuple[Sample, FaceFeatures]]) -> tuple[np.ndarray, np.ndar
     rows = np.concatenate([np.full(len(f), i) for i, (_, f) in enumerate(kept)])
     return x, y, rows
 
+
+
+def _sha_hint(metadata: dict) -> str:
+    saved = metadata.get("backbone_weights")
+    if isinstance(saved, dict) and isinstance(saved.get("sha256"), str):
+        return f" ({saved.get('file', 'a file')}, sha256 {saved['sha256'][:16]}...)"
+    return ""
+
+
+def _found_weights(model_path: str | os.PathLike, backbone: Any, saved: Any) -> Any:
+    """The backbone spec of a model being loaded, its weights file found again where it moved.
+
+    A model keeps its weights file's path and sha256. Where the path is not a file here (the
+    model or the file moved, or a relative path meant another folder), the file is looked for by
+    content: the bundled copy when its sha256 matches, then the same name beside the model
+    file. Nothing found: `WeightsUnavailableError` naming ``--weights``."""
+    from .digests import file_sha256
+    from .pretrained import BUNDLED, bundled_sha256
+
+    weights = backbone.get("weights") if isinstance(backbone, dict) else None
+    if not isinstance(weights, str) or weights in ("imagenet", BUNDLED) or os.path.isfile(weights):
+        return backbone
+    sha = saved.get("sha256") if isinstance(saved, dict) else None
+    if isinstance(sha, str):
+        if sha == bundled_sha256():
+            return with_weights(backbone, BUNDLED)
+        for candidate in (Path(model_path).parent / weights, Path(model_path).parent / Path(weights).name):
+            if candidate.is_file() and file_sha256(candidate) == sha:
+                return with_weights(backbone, str(candidate.resolve()))
+    raise WeightsUnavailableError(
+        f"{model_path}: its backbone weights file {weights!r} is not found here (moved?). Pass a copy with --weights "
+        f"FILE (Python: backbone_weights=FILE){_sha_hint({'backbone_weights': saved})}.")

@@ -34,3 +34,7 @@ class SaveError(DeepfakeDetectError, OSError):
 
 class CacheError(DeepfakeDetectError):
     """The feature cache file is foreign, damaged, or cannot be read or written."""
+
+
+class WeightsUnavailableError(DeepfakeDetectError):
+    """A backbone's weights cannot be had here: no internet for Keras' download, or a file not found."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -90,16 +91,21 @@ def bootstrap_ci(y_true: np.ndarray, p_fake: np.ndarray, groups: np.ndarray | No
     return float(low), float(high)
 
 
+#: The fewest groups (people) a bootstrap interval of the AUC is given for by default: with fewer,
+#: resampling them says little about unseen people, and the interval would look more precise than it is.
+MIN_CI_GROUPS = 5
+
+
 def summarize(samples: Sequence[Sample], predictions: Sequence[VideoPrediction], protocol: str,
               threshold: float | Sequence[float],
               folds: tuple[EvaluationReport, ...] = (), leaky: bool = False, bootstrap: int = 1000,
-              seed: int = 0, min_groups: int = 1) -> EvaluationReport:
+              seed: int = 0, min_groups: int = MIN_CI_GROUPS) -> EvaluationReport:
     """The report on `predictions` of the labelled `samples` (aligned): metrics at video and
     frame level, per manipulation method, and bootstrap intervals by group (the video AUC's, and
     the rate called fake's). A dataset of one class only (all real, or all fake) is reported too:
     its rate called fake and accuracy, with AUC-like metrics NaN. Predictions labelled
     "inconclusive" count in `video["inconclusive_rate"]`; `video["decided_accuracy"]` is the
-    accuracy of the others. Intervals need `min_groups` groups (NaN, "n/a", below). `threshold` may
+    accuracy of the others. Intervals need `min_groups` groups (NaN, "n/a: N groups", below). `threshold` may
     give each input its own (a nested cross-validation's folds each choose one)."""
     each = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(samples),))
     scored_at = [i for i, p in enumerate(predictions) if p.p_fake is not None]
@@ -144,4 +150,5 @@ def summarize(samples: Sequence[Sample], predictions: Sequence[VideoPrediction],
         folds=folds,
         leaky=leaky,
         called_fake_rate_ci=rate_ci,
+        n_groups=len(np.unique(groups)),
     )

@@ -95,8 +95,10 @@ class FramePrediction:
 class VideoPrediction:
     """A whole video's (or image's) verdict.
 
-    `label` is "fake", "real" or "unknown" (the detector abstains, `reason` says why).
-    `timings` holds seconds per stage (decode, detect, embed, classify; "cache" on a hit).
+    `label` is "fake" (p_fake at or above `threshold`), "real", "inconclusive" (p_fake inside
+    the `inconclusive` band, where one was asked for) or "unknown" (the detector abstains,
+    `reason` says why). `timings` holds seconds per stage (decode, detect, embed, classify;
+    "cache" on a hit). `str()` is a one-line summary; `to_dict()` holds every detail.
     """
 
     path: str
@@ -107,6 +109,23 @@ class VideoPrediction:
     threshold: float
     timings: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
+    inconclusive: tuple[float, float] | None = None
+
+    def __str__(self) -> str:
+        """'clip.mp4: real (p_fake 0.262, threshold 0.5; a face in 20 of 20 sampled frames)'."""
+        name = self.path.replace("\\", "/").rsplit("/", 1)[-1]
+        if self.p_fake is None:
+            return f"{name}: {self.label} ({self.reason or 'no score'})"
+        rule = f"threshold {self.threshold:g}"
+        if self.inconclusive is not None:
+            rule += f", inconclusive {self.inconclusive[0]:g}-{self.inconclusive[1]:g}"
+        return (f"{name}: {self.label} (p_fake {self.p_fake:.3f}, {rule}; a face in {self.faces_found} of "
+                f"{self.frames_sampled} sampled frames)")
+
+    def __repr__(self) -> str:
+        p = "None" if self.p_fake is None else f"{self.p_fake:.3f}"
+        return (f"VideoPrediction(path={self.path!r}, label={self.label!r}, p_fake={p}, "
+                f"faces={self.faces_found}/{self.frames_sampled})")
 
     @property
     def faces_found(self) -> int:
@@ -151,6 +170,7 @@ class EvaluationReport:
     folds: tuple[EvaluationReport, ...] = ()
     leaky: bool = False
     called_fake_rate_ci: tuple[float, float] = (float("nan"), float("nan"))
+    n_groups: int = 0
 
     @property
     def one_class(self) -> str | None:
@@ -164,6 +184,8 @@ class EvaluationReport:
         return {level: mean_std([getattr(f, level) for f in self.folds]) for level in ("video", "frame")}
 
     def summary(self) -> str:
+        if len(set(self.labels)) == 1:
+            return self._one_class_summary()
         lines = [f"protocol: {self.protocol}; {self.n_videos} inputs, {self.n_frames} frames with a face"]
         if self.leaky:
             lines.append("WARNING: leaky protocol: frames of one video are on both sides of the split; these numbers "
@@ -188,8 +210,7 @@ class EvaluationReport:
                 if k in spread.get(level, {}):
                     text += " (folds: {:.3f} ± {:.3f})".format(*spread[level][k])
                 if level == "video" and k == "roc_auc":
-                    text += (" [95% CI {:.3f}-{:.3f}]".format(*self.video_auc_ci) if np.isfinite(self.video_auc_ci[0])
-                             else " [95% CI n/a]")
+                    text += " [95% CI {}]".format(self.ci_text())
                 parts.append(text)
             lines.append(f"{level}: " + ", ".join(parts))
             lines.append(f"{level} confusion: tn {metrics['tn']}, fp {metrics['fp']}, "
@@ -206,6 +227,25 @@ class EvaluationReport:
             lines.append(f"{self.videos_without_face} inputs had no face and were left out of the video metrics")
         return "\n".join(lines)
 
+    def ci_text(self) -> str:
+        """The video AUC's bootstrap interval as text, or why there is none ('n/a: 2 groups')."""
+        if all(map(math.isfinite, self.video_auc_ci)):
+            return "{:.3f}-{:.3f}".format(*self.video_auc_ci)
+        return f"n/a: {self.n_groups} groups" if self.n_groups else "n/a"
+
+    def _one_class_summary(self) -> str:
+        """What a folder of one class tells: accuracy and the share called fake (no AUC)."""
+        truth = "real" if self.labels[0] == 0 else "fake"
+        scored = [p for p in self.predictions if p.p_fake is not None]
+        called = sum(p.p_fake >= p.threshold for p in scored)
+        lines = [f"protocol: {self.protocol}; {self.n_videos} inputs, all {truth}; {self.n_frames} frames with a face",
+                 f"video: accuracy {self.video['accuracy']:.3f}; called fake {called} of {len(scored)} "
+                 f"({called / max(len(scored), 1):.3f}); ROC AUC needs both classes",
+                 f"frame: accuracy {self.frame['accuracy']:.3f}"]
+        if self.videos_without_face:
+            lines.append(f"{self.videos_without_face} inputs had no face and were left out of the video metrics")
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
         """The numbers as plain JSON-able values (NaN as None), without the predictions."""
         def clean(value):
@@ -217,8 +257,12 @@ class EvaluationReport:
 
         out = {"protocol": self.protocol, "leaky": self.leaky, "n_videos": self.n_videos, "n_frames": self.n_frames,
                "videos_without_face": self.videos_without_face, "video": self.video, "frame": self.frame,
-               "video_auc_ci": self.video_auc_ci, "by_method": self.by_method, "one_class": self.one_class,
-               "called_fake_rate_ci": self.called_fake_rate_ci}
+               "video_auc_ci": self.video_auc_ci, "n_groups": self.n_groups, "by_method": self.by_method,
+               "one_class": self.one_class, "called_fake_rate_ci": self.called_fake_rate_ci}
+        scored = [p for p in self.predictions if p.p_fake is not None]
+        if scored:
+            out["called_fake"] = sum(p.p_fake >= p.threshold for p in scored)
+            out["called_fake_rate"] = out["called_fake"] / len(scored)
         if self.folds:
             out["across_folds"] = self.across_folds()
             out["folds"] = [f.to_dict() for f in self.folds]

@@ -12,6 +12,7 @@ The work and memory of `indices` grow with the number of indices returned, never
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -148,3 +149,14 @@ class RandomSampler(FrameSampler):
         rng = np.random.default_rng([self.seed, frame_count])
         return np.sort(rng.choice(frame_count, size=n, replace=False)).astype(np.int64)
 
+
+class Exactly(FrameSampler):
+    """The given frame indices (those inside the video): re-reading frames a prediction named
+    (report thumbnails, explanations). Not registered: it is not a sampling policy."""
+
+    def __init__(self, wanted: Sequence[int]):
+        self.wanted = wanted
+
+    def indices(self, frame_count: int, fps: float) -> np.ndarray:
+        idx = np.unique(np.asarray(self.wanted, dtype=np.int64))
+        return idx[(idx >= 0) & (idx < frame_count)]

@@ -108,8 +108,10 @@ def write_model(path: str | os.PathLike, model: SavedModel) -> Path:
         fd, tmp = _create_beside(target)
         with os.fdopen(fd, "wb") as f:
             with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
-                for name, data in members.items():
-                    z.writestr(name, data)
+                for name, data in members.items():  # fixed dates: the same model gives the same bytes
+                    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                    info.external_attr = 0o644 << 16
+                    z.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)

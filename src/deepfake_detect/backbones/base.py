@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..digests import config_digest, file_sha256, not_a_regular_file
-from ..errors import IncompatibleModelError
+from ..errors import IncompatibleModelError, WeightsUnavailableError
 from ..locations import env_bytes
 from ..registry import Configurable, Registry
 
@@ -30,16 +30,16 @@ def backbone_budget() -> int:
 
 
 def check_weights_file(weights: str | os.PathLike | None) -> None:
-    """Refuse, before anything opens or hashes it, a weights path that is not "imagenet" or None
-    and is not an existing regular file (`FileNotFoundError`) or is a FIFO, a device or a socket,
+    """Refuse, before anything opens or hashes it, a weights path that is not "imagenet",
+    "bundled" or None and is not an existing regular file (`FileNotFoundError`) or is a FIFO, a device or a socket,
     or larger than `backbone_budget()` (`ValueError`, saying the limit)."""
-    if weights in ("imagenet", None):
+    if weights in ("imagenet", "bundled", None):
         return
     try:
         st = os.stat(str(weights))
     except OSError:
-        raise FileNotFoundError(f"weights file {weights!r} not found; give 'imagenet', None or an existing path") \
-            from None
+        raise FileNotFoundError(f"weights file {weights!r} not found; give --weights FILE (Python: weights=FILE) "
+                                "with an existing path, 'imagenet', 'bundled' or None") from None
     why = not_a_regular_file(str(weights), st)
     if why is not None:
         raise ValueError(f"weights: {why}; give a Keras weights file")
@@ -81,10 +81,29 @@ class Backbone(Configurable):
 
     @cached_property
     def model(self):
-        """The Keras model (built once, frozen: inference mode)."""
-        model = self.build_model()
+        """The Keras model (built once, frozen: inference mode). Named Keras weights that cannot
+        be downloaded raise `WeightsUnavailableError`, which says what to pass instead."""
+        try:
+            model = self.build_model()
+        except Exception as e:
+            if isinstance(self.weights, str) and self.weights_file() is None and _download_failed(e):
+                raise WeightsUnavailableError(
+                    f"no internet: Keras cannot download the {self.weights!r} weights of {self.registry_name} ({e}). "
+                    "Pass --weights FILE (a Keras weights file; in Python weights=FILE) or use the bundled weights "
+                    "(--weights bundled; MobileNet V1 alpha 0.5 only)") from e
+            raise
         model.trainable = False
         return model
+
+    def weights_file(self) -> str | None:
+        """The weights file the backbone loads (the bundled copy for "bundled"); None for Keras'
+        named weights ("imagenet") and random weights."""
+        from ..pretrained import weights_path
+
+        if self.weights is None or self.weights == "imagenet":
+            return None
+        path = str(weights_path(self.weights))
+        return path if os.path.isfile(path) else None
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """Features of a batch of RGB uint8 crops, float32 (N, `feature_dim`)."""
@@ -162,9 +181,14 @@ class Backbone(Configurable):
             for w in self.model.get_weights():
                 h.update(np.ascontiguousarray(w).tobytes())
             return "values:" + h.hexdigest()
-        if os.path.exists(str(self.weights)):
-            check_weights_file(self.weights)  # checked again: the file may have changed since
-            return "sha256:" + file_sha256(self.weights)
+        path = self.weights_file()
+        if path is not None:
+            from ..pretrained import WEIGHTS_FILE, bundled_sha256
+
+            if path == str(WEIGHTS_FILE):
+                return "sha256:" + bundled_sha256()
+            check_weights_file(path)  # checked again: the file may have changed since
+            return "sha256:" + file_sha256(path)
         return f"keras:{self.weights}:" + values_digest(self.model.get_weights())
 
     @cached_property
@@ -176,7 +200,7 @@ class Backbone(Configurable):
         """The fingerprint deepfake-detect 0.1.0 gave Keras' named weights, which the models it
         saved carry: the weights named with the running Keras version (so such a model loads
         under the Keras version it was saved with). None for other weights."""
-        if self.fine_tuned_ or self.weights is None or os.path.isfile(str(self.weights)):
+        if self.fine_tuned_ or self.weights is None or self.weights_file() is not None:
             return None
         import keras
 
@@ -195,6 +219,17 @@ def values_digest(arrays: Sequence[np.ndarray]) -> str:
         h.update(f"{w.dtype.str}{w.shape}".encode())
         h.update(w.tobytes())
     return h.hexdigest()
+
+
+def _download_failed(error: BaseException) -> bool:
+    """Whether `error` (or its cause) is Keras' failure to fetch a weights file."""
+    import urllib.error
+
+    while error is not None:
+        if "URL fetch failure" in str(error) or isinstance(error, (urllib.error.URLError, ConnectionError)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _first_rows(features, n: int) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..pretrained import BUNDLED, BUNDLED_ALPHA, weights_path
 from .base import Backbone, backbones, check_weights_file
 
 _ALPHAS = (0.25, 0.5, 0.75, 1.0)
@@ -18,7 +19,8 @@ class MobileNetV1(Backbone):
     Args:
         alpha: width multiplier, one of 0.25, 0.5, 0.75, 1.0 (the paper: 0.5).
         input_size: side of the square input in pixels, at least 32 (the paper: 128).
-        weights: "imagenet", a path to a Keras weights file, or None.
+        weights: "imagenet" (Keras' download), "bundled" (the ImageNet file shipped in the
+            package: alpha 0.5 only, works offline), a path to a Keras weights file, or None.
         fast_depthwise: compute the depthwise convolutions with `FastDepthwiseConv2D`
             (shift-and-add on the JAX backend: the whole model ~8x faster on CPU; other
             backends run their own kernel) instead of Keras' layer. Same weights and weight
@@ -43,6 +45,8 @@ class MobileNetV1(Backbone):
             raise ValueError(f"fast_depthwise must be True or False; got {fast_depthwise!r}")
         if weights == "imagenet" and input_size not in _IMAGENET_SIZES:
             raise ValueError(f"Keras' imagenet weights exist for input sizes {_IMAGENET_SIZES}; got {input_size}")
+        if weights == BUNDLED and alpha != BUNDLED_ALPHA:
+            raise ValueError(f"the bundled weights are MobileNet V1 alpha {BUNDLED_ALPHA}; got alpha {alpha!r}")
         check_weights_file(weights)
 
     @property
@@ -56,7 +60,7 @@ class MobileNetV1(Backbone):
 
         model = keras.applications.MobileNet(
             input_shape=(self.input_size, self.input_size, 3), alpha=self.alpha, include_top=False,
-            weights=self.weights, pooling="avg",
+            weights=weights_path(self.weights), pooling="avg",
         )
         return with_fast_depthwise(model) if self.fast_depthwise else model
 

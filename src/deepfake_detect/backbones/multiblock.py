@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+from ..pretrained import weights_path
 from .base import backbones
 from .mobilenet_v1 import MobileNetV1
 
@@ -92,7 +93,7 @@ class MobileNetV1MultiBlock(MobileNetV1):
             warnings.filterwarnings("ignore", message=".*Weights for input shape")
             base = keras.applications.MobileNet(
                 input_shape=(self.input_size, self.input_size, 3), alpha=self.alpha, include_top=False,
-                weights=self.weights, pooling=None,
+                weights=weights_path(self.weights), pooling=None,
             )
         if self.fast_depthwise:
             base = with_fast_depthwise(base)
