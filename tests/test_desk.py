@@ -173,7 +173,7 @@ def test_fit_with_the_bundled_weights_needs_no_download(runner, dataset_dir, tmp
 def test_fit_restores_the_best_epoch_and_says_which(dataset_dir, detector_config, capsys):
     detector = DeepfakeDetector(**{**detector_config, "head": {"name": "logistic", "epochs": 8,
                                                                "learning_rate": 0.05}})
-    history = detector.fit(dataset_dir, verbose=1)
+    history = detector.fit(dataset_dir, verbose=1, validation_split=0.15)
     best = int(np.argmin(history.history["val_loss"])) + 1
     assert f"kept epoch {best} of 8 (lowest validation loss)" in capsys.readouterr().err
 
@@ -182,9 +182,10 @@ def test_fit_warns_when_validation_is_at_chance(dataset_dir, detector_config, mo
     import deepfake_detect.detector as module
 
     real = module.binary_metrics
-    monkeypatch.setattr(module, "binary_metrics", lambda y, p, t: {**real(y, p, t), "roc_auc": 0.42})
+    monkeypatch.setattr(module, "binary_metrics", lambda y, p, t=0.5: {**real(y, p, t), "roc_auc": 0.42})
     with pytest.warns(UserWarning, match="video ROC AUC is 0.420, at chance or worse"):
-        DeepfakeDetector(**{**detector_config, "head": {"name": "logistic", "epochs": 2}}).fit(dataset_dir, verbose=0)
+        DeepfakeDetector(**{**detector_config, "head": {"name": "logistic", "epochs": 2}}).fit(
+            dataset_dir, verbose=0, validation_split=0.15)
 
 
 # --- (4) how far to trust a score ----------------------------------------------------------------
@@ -195,7 +196,8 @@ def test_plain_output_has_a_header_and_says_what_the_score_means(runner, model, 
     assert result.exit_code == 0, result.output
     header, columns, row = result.stdout.splitlines()
     assert header.startswith("# model m.dfd (fingerprint ") and "p_fake: the model's score" in header
-    assert "fake at p_fake >= 0.5" in header and "evidence, not proof" in header
+    threshold = DeepfakeDetector.load(model).operating_threshold  # the one fit chose on cross-fitted scores
+    assert f"fake at p_fake >= {threshold:.3g}" in header and "evidence, not proof" in header
     assert columns.split()[1:] == ["p_fake", "verdict", "faces", "input"]
     assert re.match(r"\s+\d\.\d{3} -> (real|fake)\s+\d+/4\s+" + re.escape(video), row)
 
@@ -313,7 +315,7 @@ def test_a_prediction_prints_in_one_line(model, dataset_dir):
     pred = DeepfakeDetector.load(model).predict_video(dataset_dir / "fake" / "fake_000.mp4")
     text = str(pred)
     assert "\n" not in text and len(text) < 160
-    assert re.fullmatch(r"fake_000\.mp4: (real|fake) \(p_fake \d\.\d{3}, threshold 0\.5; a face in 4 of 4 sampled "
+    assert re.fullmatch(r"fake_000\.mp4: (real|fake) \(p_fake \d\.\d{3}, threshold 0\.\d+; a face in 4 of 4 sampled "
                         r"frames\)", text)
     assert len(repr(pred)) < 160 and repr(pred).startswith("VideoPrediction(path=")
     assert len(pred.to_dict()["frames"]) == 4  # the detail is still there

@@ -393,9 +393,9 @@ def predict(args, as_json, as_csv, threshold, inconclusive, weights, allow_finge
         writer.writerow(columns)
     elif not as_json:
         decision = operating_point(detector, threshold, inconclusive)
-        point = f"fake at p_fake >= {decision.threshold:g}"
+        point = f"fake at p_fake >= {decision.threshold:.3g}"
         if decision.inconclusive:
-            point += f", inconclusive for {decision.inconclusive[0]:g} <= p_fake <= {decision.inconclusive[1]:g}"
+            point += f", inconclusive for {decision.inconclusive[0]:.3g} <= p_fake <= {decision.inconclusive[1]:.3g}"
         click.echo(f"# model {about['name']} (fingerprint {about['fingerprint']}); p_fake: the model's score (0-1) "
                    f"that the video is a deepfake; {point}. A score is evidence, not proof.")
         click.echo(f"# {'p_fake':>6}    {'verdict':12} {'faces':>7}  input")

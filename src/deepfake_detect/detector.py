@@ -389,6 +389,13 @@ class DeepfakeDetector:
         `predict_video` returns for it, without extracting again (bulk runs extract first)."""
         return self._verdict(str(path), features, self._check_fitted(), dict(timings or {}), strict)
 
+    def score_frames(self, features: np.ndarray, videos: np.ndarray | None = None) -> np.ndarray:
+        """p(fake) of each row of `features` (frames of one video, or of the videos `videos` names):
+        the head's score, calibrated where `fit` calibrated it, as `predict_video` gives frames."""
+        p = self._check_fitted().predict(features, videos=videos)
+        decision = self.__dict__.get("decision_")
+        return decision.calibrator(p) if decision is not None else p
+
     def _verdict(self, path: str, feats: FaceFeatures, head: Head, timings: dict[str, float],
                  strict: bool, point=None) -> VideoPrediction:
         point = point or operating_point(self)
@@ -489,7 +496,7 @@ class DeepfakeDetector:
         config, metadata = dict(reader.config), reader.metadata
         if backbone_weights is not None:
             config["backbone"] = with_weights(config["backbone"], backbone_weights)
-        elif saved.backbone_weights is None:
+        elif not reader.has(BACKBONE_WEIGHTS):  # a fine-tuned backbone carries its own weights
             config["backbone"] = _found_weights(path, config["backbone"], metadata.get("backbone_weights"))
         try:
             detector = cls.from_config({**config, "cache": cache})

@@ -46,8 +46,7 @@ def occlusion_maps(detector, path: str | os.PathLike, frames: Sequence[FramePred
     from .sampling import Exactly
     from .video import sample_frames
 
-    head = getattr(detector, "head_", None)
-    if head is None:
+    if getattr(detector, "head_", None) is None:
         raise NotFittedError("explaining needs a fitted detector: fit it or load one")
     extractor = detector.extractor
     size = extractor.backbone.input_size
@@ -70,6 +69,6 @@ def occlusion_maps(detector, path: str | os.PathLike, frames: Sequence[FramePred
                 covered[y1:y2, x1:x2] = 128
                 variants.append(covered)
         features = extractor.backbone.embed(np.stack(variants))
-        p = head.predict(features, videos=np.arange(len(variants)))  # each crop alone: no temporal context
+        p = detector.score_frames(features, videos=np.arange(len(variants)))  # each crop alone: no temporal context
         out.append(Explanation(f, crop, (p[0] - p[1:]).reshape(grid, grid), float(p[0])))
     return out

@@ -205,11 +205,11 @@ def _verdict_html(prediction: VideoPrediction) -> str:
         return f'<p class="verdict">Verdict: <b class="{_e(label)}">{_e(label)}</b> (no score).</p>'
     p, t, band = prediction.p_fake, prediction.threshold, prediction.inconclusive
     if label == "inconclusive":
-        why = f"inside the inconclusive band {band[0]:g}-{band[1]:g}: the score says too little either way"
+        why = f"inside the inconclusive band {band[0]:.3g}-{band[1]:.3g}: the score says too little either way"
     else:
-        why = f"{'at or above' if p >= t else 'below'} the threshold {t:g}"
+        why = f"{'at or above' if p >= t else 'below'} the threshold {t:.3g}"
         if band is not None:
-            why += f", outside the inconclusive band {band[0]:g}-{band[1]:g}"
+            why += f", outside the inconclusive band {band[0]:.3g}-{band[1]:.3g}"
     return (f'<p class="verdict">Verdict: <b class="{_e(label)}">{_e(label)}</b>: p_fake {p:.3f}, {_e(why)}.</p>'
             "<p>p_fake is the model's score, from 0 (real) to 1 (fake), averaged over the frames where a face was "
             "found; the verdict compares it with the threshold.</p>")
@@ -217,7 +217,7 @@ def _verdict_html(prediction: VideoPrediction) -> str:
 
 def _legend(threshold: float) -> str:
     return (f'<p class="legend">Thumbnail borders:<span class="box" style="border-color:{_FAKE}"></span>'
-            f"that frame's p_fake is at or above the threshold {threshold:g} (looks fake)"
+            f"that frame's p_fake is at or above the threshold {threshold:.3g} (looks fake)"
             f'<span class="box" style="border-color:{_REAL}"></span>below it (looks real). '
             "The number under a face is its time in the video, in seconds.</p>")
 
@@ -312,7 +312,7 @@ def _timeline_figure(pred: VideoPrediction, thumbnails: int = 10):
     ax = fig.add_axes((left, (thumb_in + 1.3 * pad_in) / height_in, right - left, plot_in / height_in))
     strip = fig.add_axes((left, 0.45 * pad_in / height_in, right - left, thumb_in / height_in), sharex=ax)
     ax.plot(xs, [f.p_fake for f in frames], "-o", color="#444", markersize=3, linewidth=1)
-    ax.axhline(pred.threshold, color="#999", linestyle="--", linewidth=1, label=f"threshold {pred.threshold:g}")
+    ax.axhline(pred.threshold, color="#999", linestyle="--", linewidth=1, label=f"threshold {pred.threshold:.3g}")
     if pred.p_fake is not None:
         ax.axhline(pred.p_fake, color=_FAKE if pred.label == "fake" else _REAL, linewidth=1.5,
                    label=f"video p(fake) {pred.p_fake:.3f} → {pred.label}")

@@ -116,9 +116,9 @@ class VideoPrediction:
         name = self.path.replace("\\", "/").rsplit("/", 1)[-1]
         if self.p_fake is None:
             return f"{name}: {self.label} ({self.reason or 'no score'})"
-        rule = f"threshold {self.threshold:g}"
+        rule = f"threshold {self.threshold:.3g}"
         if self.inconclusive is not None:
-            rule += f", inconclusive {self.inconclusive[0]:g}-{self.inconclusive[1]:g}"
+            rule += f", inconclusive {self.inconclusive[0]:.3g}-{self.inconclusive[1]:.3g}"
         return (f"{name}: {self.label} (p_fake {self.p_fake:.3f}, {rule}; a face in {self.faces_found} of "
                 f"{self.frames_sampled} sampled frames)")
 

@@ -33,9 +33,9 @@ class OperatingPoint:
 
     def describe(self) -> str:
         """'threshold 0.5' or 'threshold 0.5, inconclusive 0.4-0.6'."""
-        text = f"threshold {self.threshold:g}"
+        text = f"threshold {self.threshold:.3g}"
         if self.inconclusive is not None:
-            text += f", inconclusive {self.inconclusive[0]:g}-{self.inconclusive[1]:g}"
+            text += f", inconclusive {self.inconclusive[0]:.3g}-{self.inconclusive[1]:.3g}"
         return text
 
 
@@ -62,7 +62,7 @@ def checked(threshold: Any, inconclusive: Any) -> tuple[float, tuple[float, floa
     except (TypeError, ValueError):
         raise ValueError(f"the inconclusive band must be two numbers (low, high); got {inconclusive!r}") from None
     if not 0 <= low <= high <= 1:
-        raise ValueError(f"the inconclusive band must have 0 <= low <= high <= 1; got ({low:g}, {high:g})")
+        raise ValueError(f"the inconclusive band must have 0 <= low <= high <= 1; got ({low:.3g}, {high:.3g})")
     return float(threshold), (low, high)
 
 
