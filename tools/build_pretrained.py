@@ -4,7 +4,7 @@
     python tools/build_pretrained.py --data ../shared/data/ffpp_c23_dev --preset face_region_temporal
     python tools/build_pretrained.py --data ../shared/data/ffpp_c23_dev --check    # rebuild, compare sha256
 
-The recipe: preset `--preset` (default ``face_region``) with the bundled backbone weights
+The recipe: preset `--preset` (default ``face_region_calibrated``) with the bundled backbone weights
 (``weights="bundled"``: the MobileNet V1 0.5 file shipped in the package, so the model works
 offline), trained with the preset's training method on ALL videos of `--data`
 (``validation_split=0``: every video trains the head; the numbers measured for the recipe come
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ffpp_c23_dev"),
                         help="The training videos (real/ and fake/, or a labels.csv).")
-    parser.add_argument("--preset", default="face_region", help="The recipe (see `deepfake-detect list presets`).")
+    parser.add_argument("--preset", default="face_region_calibrated", help="The recipe (see `deepfake-detect list presets`).")
     parser.add_argument("--out", default=str(OUT), help="Where to write the model file.")
     parser.add_argument("--cache", default=None,
                         help="Feature cache: a path, or 'none' (default: a fresh one in a temporary folder).")
