@@ -85,11 +85,11 @@ def test_best_presets_and_their_training_recipes(monkeypatch):
 
     monkeypatch.setattr("deepfake_detect.fine_tuning.fine_tune", fine_tune)
     with pytest.raises(Recipe):
-        DeepfakeDetector.from_preset("face_region_finetune").fine_tune("data/", epochs=2)
+        DeepfakeDetector.from_preset("face_region_finetune", weights="bundled").fine_tune("data/", epochs=2)
     assert seen == {**get_preset("face_region_finetune").train_kwargs, "epochs": 2}  # the preset's recipe as defaults
     seen.clear()
     with pytest.raises(Recipe):
-        DeepfakeDetector.from_preset("paper").fine_tune("data/")
+        DeepfakeDetector.from_preset("paper", weights="bundled").fine_tune("data/")
     assert seen == {}  # a preset trained by fit gives no fine-tuning defaults
 
 
