@@ -23,18 +23,6 @@ def config(detector_config) -> dict:
     return {**detector_config, "head": HEAD}
 
 
-@pytest.fixture(scope="module")
-def paired(dataset_dir, tmp_path_factory) -> Path:
-    """The generated videos in 6 groups (real_00i with fake_00i), fakes of two named methods."""
-    root = tmp_path_factory.mktemp("paired")
-    rows = ["path,label,group,method"]
-    for i in range(6):
-        rows.append(f"{dataset_dir / 'real' / f'real_{i:03d}.mp4'},real,pair-{i},")
-        rows.append(f"{dataset_dir / 'fake' / f'fake_{i:03d}.mp4'},fake,pair-{i},{'swap_a' if i % 2 else 'swap_b'}")
-    (root / "labels.csv").write_text("\n".join(rows) + "\n")
-    return root
-
-
 class HeadSpy:
     """Stands in for the head registry in `evaluation`: records the features each fold trains on."""
 

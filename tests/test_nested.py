@@ -27,18 +27,6 @@ def config(detector_config) -> dict:
 
 
 @pytest.fixture(scope="module")
-def paired(dataset_dir, tmp_path_factory) -> Path:
-    """The generated videos in 6 groups (real_00i with fake_00i), fakes of two named methods."""
-    root = tmp_path_factory.mktemp("paired")
-    rows = ["path,label,group,method"]
-    for i in range(6):
-        rows.append(f"{dataset_dir / 'real' / f'real_{i:03d}.mp4'},real,pair-{i},")
-        rows.append(f"{dataset_dir / 'fake' / f'fake_{i:03d}.mp4'},fake,pair-{i},{'swap_a' if i % 2 else 'swap_b'}")
-    (root / "labels.csv").write_text("\n".join(rows) + "\n")
-    return root
-
-
-@pytest.fixture(scope="module")
 def only_real(dataset_dir, tmp_path_factory) -> Path:
     """A folder of real videos only (as another source's real footage would be)."""
     root = tmp_path_factory.mktemp("only_real")

@@ -184,9 +184,8 @@ class EvaluationReport:
         return {level: mean_std([getattr(f, level) for f in self.folds]) for level in ("video", "frame")}
 
     def summary(self) -> str:
-        if len(set(self.labels)) == 1:
-            return self._one_class_summary()
-        lines = [f"protocol: {self.protocol}; {self.n_videos} inputs, {self.n_frames} frames with a face"]
+        inputs = f"{self.n_videos} inputs, all {self.one_class};" if self.one_class else f"{self.n_videos} inputs,"
+        lines = [f"protocol: {self.protocol}; {inputs} {self.n_frames} frames with a face"]
         if self.leaky:
             lines.append("WARNING: leaky protocol: frames of one video are on both sides of the split; these numbers "
                          "do not measure detection of unseen videos")
@@ -197,7 +196,7 @@ class EvaluationReport:
             called = v["fp"] + v["tp"]
             low, high = self.called_fake_rate_ci
             ci = f" [95% CI {low:.3f}-{high:.3f}]" if np.isfinite(low) else " [95% CI n/a: too few groups]"
-            lines.append(f"one class only ({self.one_class}): {called} of {n} called fake (rate "
+            lines.append(f"one class only ({self.one_class}): called fake {called} of {n} (rate "
                          f"{v['called_fake_rate']:.3f}{ci}); accuracy {v['accuracy']:.3f}; "
                          f"ECE {v['ece']:.3f}, Brier {v['brier']:.3f}")
             shown = ("accuracy", "log_loss")
@@ -232,19 +231,6 @@ class EvaluationReport:
         if all(map(math.isfinite, self.video_auc_ci)):
             return "{:.3f}-{:.3f}".format(*self.video_auc_ci)
         return f"n/a: {self.n_groups} groups" if self.n_groups else "n/a"
-
-    def _one_class_summary(self) -> str:
-        """What a folder of one class tells: accuracy and the share called fake (no AUC)."""
-        truth = "real" if self.labels[0] == 0 else "fake"
-        scored = [p for p in self.predictions if p.p_fake is not None]
-        called = sum(p.p_fake >= p.threshold for p in scored)
-        lines = [f"protocol: {self.protocol}; {self.n_videos} inputs, all {truth}; {self.n_frames} frames with a face",
-                 f"video: accuracy {self.video['accuracy']:.3f}; called fake {called} of {len(scored)} "
-                 f"({called / max(len(scored), 1):.3f}); ROC AUC needs both classes",
-                 f"frame: accuracy {self.frame['accuracy']:.3f}"]
-        if self.videos_without_face:
-            lines.append(f"{self.videos_without_face} inputs had no face and were left out of the video metrics")
-        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """The numbers as plain JSON-able values (NaN as None), without the predictions."""
