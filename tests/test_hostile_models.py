@@ -15,6 +15,7 @@ import errno
 import io
 import json
 import os
+import re
 import sqlite3
 import struct
 import subprocess
@@ -168,8 +169,9 @@ def table(model, tmp_path_factory) -> dict[str, Path]:
     fifo = d / "fifo.dfd"
     os.mkfifo(fifo)
     rows["MODEL is a FIFO"] = fifo
-    rows["MODEL is /dev/zero"] = Path("/dev/zero")
-    rows["MODEL is /dev/urandom"] = Path("/dev/urandom")
+    for device in ("zero", "urandom"):  # named as a model file (.dfd), as `predict MODEL INPUTS` takes one
+        (d / f"{device}.dfd").symlink_to(f"/dev/{device}")
+        rows[f"MODEL is /dev/{device}"] = d / f"{device}.dfd"
     sparse = d / "huge.weights.h5"
     with open(sparse, "wb") as f:
         f.truncate(20 * 10**9)  # 20 GB, sparse: nothing written
@@ -297,7 +299,12 @@ def test_predict_goes_on_past_a_fifo_among_its_inputs(model, images, tmp_path):
                                        str(fifo), str(b)])
     assert result.exit_code == 1, result.output
     assert "error: " in result.stderr and "FIFO" in result.stderr
-    assert [line.split()[-1] for line in result.stdout.strip().splitlines()] == [str(a), str(b)]
+    assert _predicted(result.stdout) == [str(a), str(b)]
+
+
+def _predicted(stdout: str) -> list[str]:
+    """The inputs `predict`'s plain output gives a verdict for (not its header, not failed inputs)."""
+    return [m.group(2) for m in re.finditer(r"^ +\S+ -> (real|fake|inconclusive|unknown) +\d+/\d+  (\S+)", stdout, re.M)]
 
 
 # --- the cache never stops a prediction ---------------------------------------------------------------------
@@ -323,7 +330,7 @@ def test_predict_a_b_c_with_the_cache_on_a_full_disk_predicts_all_three_and_warn
         result = CliRunner().invoke(main, ["predict", "-q", "--cache", str(tmp_path / "c.sqlite"), str(model),
                                            *inputs])
     assert result.exit_code == 0, result.output
-    assert [line.split()[-1] for line in result.stdout.strip().splitlines()] == inputs
+    assert _predicted(result.stdout) == inputs
     warned = [str(w.message) for w in caught if "feature cache" in str(w.message)]
     assert len(warned) == 1 and "disk is full" in warned[0] and "Going on without the feature cache" in warned[0]
     assert calls == [1]  # one failed write, then no more tries
@@ -348,7 +355,7 @@ def test_a_real_full_disk_neither_stops_predict_nor_loses_a_fit(model, images, t
         inputs = [str(p) for p in sorted((images / "real").iterdir())]
         result = CliRunner().invoke(main, ["predict", "-q", "--cache", str(disk / "c.sqlite"), str(model), *inputs])
         assert result.exit_code == 0, result.output
-        assert [line.split()[-1] for line in result.stdout.strip().splitlines()] == inputs
+        assert _predicted(result.stdout) == inputs
 
         detector = DeepfakeDetector.load(model, cache=None)
         with pytest.raises(errors.SaveError, match=rf"{disk}/m.dfd: cannot save the model: the disk is full "

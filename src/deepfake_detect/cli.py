@@ -303,8 +303,9 @@ def _videos(inputs: tuple[str, ...]) -> list[Path]:
 
 
 def _is_model_file(arg: str) -> bool:
-    """Whether a command's first argument names a saved model (a .dfd file) rather than an input."""
-    return arg.lower().endswith(".dfd") and Path(arg).is_file()
+    """Whether a command's first argument names a saved model (a .dfd file, which loading then
+    checks: a missing file, a FIFO or a device is refused there) rather than an input."""
+    return arg.lower().endswith(".dfd")
 
 
 def model_options(command):

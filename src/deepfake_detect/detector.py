@@ -18,6 +18,7 @@ import numpy as np
 from . import fine_tuning
 from .aggregation import Aggregator, aggregators
 from .backbones import Backbone, backbones
+from .backbones.base import backbone_budget
 from .cache import FeatureCache, failure_warning, is_transient, open_cache
 from .calibration import Decision, brier_score, choose_decision, expected_calibration_error
 from .crossfit import FeatureTable, crossfit, usable_folds
@@ -632,14 +633,14 @@ def _found_weights(model_path: str | os.PathLike, backbone: Any, saved: Any) -> 
     from .pretrained import BUNDLED, bundled_sha256
 
     weights = backbone.get("weights") if isinstance(backbone, dict) else None
-    if not isinstance(weights, str) or weights in ("imagenet", BUNDLED) or os.path.isfile(weights):
-        return backbone
+    if not isinstance(weights, str) or weights in ("imagenet", BUNDLED) or os.path.exists(weights):
+        return backbone  # there (a FIFO, a device or a huge file there is refused by the backbone's checks)
     sha = saved.get("sha256") if isinstance(saved, dict) else None
     if isinstance(sha, str):
         if sha == bundled_sha256():
             return with_weights(backbone, BUNDLED)
         for candidate in (Path(model_path).parent / weights, Path(model_path).parent / Path(weights).name):
-            if candidate.is_file() and file_sha256(candidate) == sha:
+            if candidate.is_file() and candidate.stat().st_size <= backbone_budget() and file_sha256(candidate) == sha:
                 return with_weights(backbone, str(candidate.resolve()))
     raise WeightsUnavailableError(
         f"{model_path}: its backbone weights file {weights!r} is not found here (moved?). Pass a copy with --weights "

@@ -103,7 +103,10 @@ class Backbone(Configurable):
         if self.weights is None or self.weights == "imagenet":
             return None
         path = str(weights_path(self.weights))
-        return path if os.path.isfile(path) else None
+        if not os.path.exists(path):
+            return None
+        check_weights_file(path)  # there, but a FIFO, a device or far too large: refused before it is read
+        return path
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """Features of a batch of RGB uint8 crops, float32 (N, `feature_dim`)."""
