@@ -36,7 +36,7 @@ from deepfake_detect.cli import main
 from deepfake_detect.results import FaceFeatures
 
 from .test_bad_inputs import TinyConv  # noqa: F401  registers the "test_tiny_conv" backbone
-from .test_crash_safety import image_dataset, write_images
+from .test_crash_safety import image_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = {"sampler": {"name": "uniform", "n": 1}, "face_detector": "none", "backbone": {"name": "test_tiny_conv"},

@@ -393,7 +393,10 @@ class DeepfakeDetector:
     def score_frames(self, features: np.ndarray, videos: np.ndarray | None = None) -> np.ndarray:
         """p(fake) of each row of `features` (frames of one video, or of the videos `videos` names):
         the head's score, calibrated where `fit` calibrated it, as `predict_video` gives frames."""
-        p = self._check_fitted().predict(features, videos=videos)
+        return self._calibrated(self._check_fitted().predict(features, videos=videos))
+
+    def _calibrated(self, p: Any) -> Any:
+        """Scores (a number or an array) through the calibration `fit` chose; unchanged without one."""
         decision = self.__dict__.get("decision_")
         return decision.calibrator(p) if decision is not None else p
 
@@ -408,10 +411,8 @@ class DeepfakeDetector:
                                    point.inconclusive)
         t = time.perf_counter()
         p_frames = head.predict(feats.features)
-        p = self.part("aggregator")(p_frames)
-        decision = self.__dict__.get("decision_")
-        if decision is not None:  # calibrated: the video's aggregated score, and each frame's by the same map
-            p, p_frames = float(decision.calibrator(p)), decision.calibrator(p_frames)
+        # calibrated: the video's aggregated score, and each frame's by the same map
+        p, p_frames = float(self._calibrated(self.part("aggregator")(p_frames))), self._calibrated(p_frames)
         timings = {**timings, "classify": time.perf_counter() - t}
         frames = tuple(
             FramePrediction(int(i), float(s), float(pf), FaceBox(*map(float, b), score=float(sc)))

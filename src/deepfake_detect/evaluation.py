@@ -34,7 +34,7 @@ from .datasets import Sample, discover, grouped_folds, official_split
 from .detector import DeepfakeDetector
 from .errors import DatasetError
 from .heads import heads
-from .metrics import MIN_BOOTSTRAP_GROUPS, binary_metrics, bootstrap_ci, summarize
+from .metrics import MIN_BOOTSTRAP_GROUPS, bootstrap_ci, summarize
 from .results import EvaluationReport, FaceBox, FaceFeatures, FramePrediction, VideoPrediction
 
 PROTOCOLS = {

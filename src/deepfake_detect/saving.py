@@ -41,7 +41,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from .backbones.base import BACKBONE_BUDGET_VAR, backbone_budget
+from .backbones.base import backbone_budget
 from .digests import not_a_regular_file
 from .errors import IncompatibleModelError, SaveError
 from .locations import env_bytes
