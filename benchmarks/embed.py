@@ -107,8 +107,8 @@ def keras_model(args: argparse.Namespace):
     for b in FACE_REGION["blocks"]:
         x = base.get_layer(f"conv_pw_{b}_relu").output
         size, region = x.shape[1], FACE_REGION["region"]  # multiblock.central
-        lo = int(round(size * (1.0 - region) / 2))
-        hi = max(int(round(size * (1.0 + region) / 2)), lo + 1)
+        lo = round(size * (1.0 - region) / 2)
+        hi = max(round(size * (1.0 + region) / 2), lo + 1)
         x = x[:, lo:hi, lo:hi, :]
         mean = ops.mean(x, axis=(1, 2))
         pooled += [mean, ops.sqrt(ops.maximum(ops.mean(ops.square(x), axis=(1, 2)) - ops.square(mean), 0.0) + 1e-6)]
@@ -121,7 +121,7 @@ def tf_child(args: argparse.Namespace) -> None:
     import keras
     import tensorflow as tf
 
-    crops, batches = crops_and_batches(args)
+    _, batches = crops_and_batches(args)
     model = keras_model(args)
     forward = tf.function(lambda x: model(x, training=False), jit_compile=False)
 
@@ -139,7 +139,7 @@ def tf_importable(python: str) -> bool:
     if os.path.abspath(python) == os.path.abspath(sys.executable):  # not realpath: venvs link one python
         return importlib.util.find_spec("tensorflow") is not None
     probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is None)"
-    return subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
+    return subprocess.run([python, "-c", probe], capture_output=True, check=False).returncode == 0
 
 
 #: What the TensorFlow child reported when it was ready (versions, its features' difference).
