@@ -1,4 +1,4 @@
-"""Decoding sampled frames: OpenCV, PyAV reading on, PyAV seeking to keyframes, and `auto`.
+"""Decoding sampled frames: OpenCV, PyAV seeking and skipping (in 1 or 2 threads), and `auto`.
 
     PYTHONPATH=src .venv/bin/python benchmarks/readers.py [--data ../shared/data/ffpp_c23_dev] [--ffpp 10] [--repeats 3]
 
@@ -8,7 +8,10 @@ frames), and the same clip re-encoded to H.264 by PyAV's libx264 with a keyframe
 every 50 frames (kept in `--workdir`). For each input set and sampler (32 evenly spaced
 frames; 1 frame a second) the readers take turns, round after round (the first round warms
 the page cache), and the best wall and CPU time of each is printed with its speed-up over
-OpenCV. "pyav sequential" is PyAV with seeking switched off.
+OpenCV, and the CPU seconds per file. The PyAV rows: "pyav seek" seeks to keyframes without
+skipping, in FFmpeg's AUTO threads (the reader before skipping); "pyav skip" also skips
+non-reference frames (H.264 only), in one thread, or in 2 FRAME or AUTO (frame and slice)
+threads (each seeks too, where that pays). "auto" is the library's default.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from pathlib import Path
 
 from memory import SHARED  # benchmarks/memory.py
 
-READERS = ("opencv", "pyav sequential", "pyav seek", "auto")
+H264 = frozenset({"h264"})
+#: name: (reader, the `pyav` settings it reads with; the others are the library's defaults)
+READERS = {"opencv": ("opencv", {}),
+           "pyav seek AUTO": ("pyav", {"SKIP_CODECS": frozenset(), "THREAD_TYPE": "AUTO", "THREAD_COUNT": 0}),
+           "pyav skip 1 thread": ("pyav", {"SKIP_CODECS": H264, "THREAD_TYPE": None}),
+           "pyav skip FRAME x2": ("pyav", {"SKIP_CODECS": H264, "THREAD_TYPE": "FRAME", "THREAD_COUNT": 2}),
+           "pyav skip AUTO x2": ("pyav", {"SKIP_CODECS": H264, "THREAD_TYPE": "AUTO", "THREAD_COUNT": 2}),
+           "auto": ("auto", {})}
 
 
 def clip(workdir: Path) -> Path:
@@ -61,21 +71,23 @@ def h264(source: Path, gop: int, workdir: Path) -> Path:
     return out
 
 
-def decode(files: list[Path], sampler, reader: str) -> tuple[float, float]:
-    """Wall and CPU seconds to read the sampled frames of `files` with `reader`."""
+def decode(files: list[Path], sampler, variant: str) -> tuple[float, float]:
+    """Wall and CPU seconds (all threads) to read the sampled frames of `files` as `variant` does."""
     from deepfake_detect.video import pyav, sample_frames
 
-    seek_cost = pyav.SEEK_COST
-    if reader == "pyav sequential":
-        pyav.SEEK_COST = 10**12  # no seek ever pays
+    reader, settings = READERS[variant]
+    saved = {name: getattr(pyav, name) for name in settings}
+    for name, value in settings.items():
+        setattr(pyav, name, value)
     try:
         wall, cpu = time.perf_counter(), time.process_time()
         for path in files:
-            for _ in sample_frames(path, sampler, reader=reader.split()[0])[1]:
+            for _ in sample_frames(path, sampler, reader=reader)[1]:
                 pass
         return time.perf_counter() - wall, time.process_time() - cpu
     finally:
-        pyav.SEEK_COST = seek_cost
+        for name, value in saved.items():
+            setattr(pyav, name, value)
 
 
 def main() -> None:
@@ -100,20 +112,22 @@ def main() -> None:
     if ffpp:
         sets = {f"ffpp_c23_dev, {len(ffpp)} videos": ffpp, **sets}
     samplers = {"uniform n=32": get_sampler("uniform", n=32), "fixed_rate 1 fps": get_sampler("fixed_rate", fps=1.0)}
-    print(f"av {av.__version__}, cv2 {cv2.__version__}; load average at start {os.getloadavg()[0]:.2f}; best of "
-          f"{args.repeats} rounds; speed-up over OpenCV in brackets (wall, then CPU)", flush=True)
+    print(f"av {av.__version__}, cv2 {cv2.__version__}, {os.cpu_count()} cores; load average at start "
+          f"{os.getloadavg()[0]:.2f}; best of {args.repeats} rounds; speed-up over OpenCV in brackets", flush=True)
     for set_name, files in sets.items():
         for sampler_name, sampler in samplers.items():
             best = {reader: (float("inf"), float("inf")) for reader in READERS}
             for round_ in range(args.repeats + 1):
-                for reader in READERS:
+                order = list(READERS) if round_ % 2 else list(READERS)[::-1]  # alternate: no reader always first
+                for reader in order:
                     wall, cpu = decode(files, sampler, reader)
                     if round_:
                         best[reader] = (min(best[reader][0], wall), min(best[reader][1], cpu))
             base_wall, base_cpu = best["opencv"]
-            cells = [f"{reader} {wall * 1e3:.0f} ms ({base_wall / wall:.2f}x, {base_cpu / cpu:.2f}x)"
-                     for reader, (wall, cpu) in best.items()]
-            print(f"{set_name:28} {sampler_name:17} " + "; ".join(cells), flush=True)
+            print(f"{set_name}, {sampler_name}:", flush=True)
+            for reader, (wall, cpu) in best.items():
+                print(f"    {reader:20} wall {wall:7.2f} s ({base_wall / wall:.2f}x)   CPU {cpu:7.2f} s "
+                      f"({base_cpu / cpu:.2f}x), {cpu / len(files):.3f} s a file", flush=True)
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 
