@@ -1,4 +1,4 @@
-"""The PyAV reader (FFmpeg's Python binding): sampled frames, seeking to keyframes where that saves decoding.
+"""The PyAV reader (FFmpeg's Python binding): sampled frames, seeking and skipping where that saves decoding.
 
 It gives the stream of ``(frame_index, rgb_frame)`` that the OpenCV reader (`.opencv`) gives:
 an index is a frame's position among the frames the decoder presents (OpenCV's `grab()`
@@ -17,7 +17,7 @@ scanned table; any mismatch restarts the read from the beginning, decoding seque
 
 It also skips. For H.264 (`SKIP_CODECS`) each packet of a frame that is not wanted is sent
 with ``skip_frame = "NONREF"``: the decoder drops it if no other frame references it (on
-FaceForensics++ c23 about half the frames), and decodes the reference frames as before, so the
+FaceForensics++ c23 about 45% of the frames), and decodes the reference frames as before, so the
 wanted frames come out bit for bit as a full decode gives them. Skipped frames give no output,
 so each output frame's index comes from its timestamp through the scanned table; a frame whose
 timestamp is missing, not in the table, or past the next wanted index restarts the read from
