@@ -79,7 +79,7 @@ class Tally:
         read = pyav.read
 
         def counting(source, wanted, *args, **kwargs):  # `pyav.read`, noting its progress
-            progress = args[4] if len(args) > 4 else kwargs["progress"]  # (frame_count, clock, check_tail, tail, progress)
+            progress = args[4] if len(args) > 4 else kwargs["progress"]  # after frame_count, clock, check_tail, tail
             result = yield from read(source, wanted, *args, **kwargs)
             self.skipped += progress.skipping
             self.restarts += progress.restarts

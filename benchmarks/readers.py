@@ -11,10 +11,11 @@ frames; 1 frame a second) the readers take turns file by file, in an order that 
 after round (the first round warms the page cache); each reader's median wall and CPU time
 (all threads) over the rounds is printed with its median speed-up over OpenCV in the same
 round, and the CPU seconds per file. `--consumer-ms` decodes in a thread beside a consumer
-that spends that much CPU on each frame (face detection's place in the pipeline). The PyAV rows: "pyav seek" seeks to keyframes without
-skipping, in FFmpeg's AUTO threads (the reader before skipping); "pyav skip" also skips
-non-reference frames (H.264 only), in one thread, or in 2 FRAME or AUTO (frame and slice)
-threads (each seeks too, where that pays). "auto" is the library's default.
+that spends that much CPU on each frame (face detection's place in the pipeline). The PyAV
+rows: "pyav seek" seeks to keyframes without skipping, in FFmpeg's AUTO threads (the reader
+before skipping); "pyav skip" also skips non-reference frames (H.264 only), in one thread, or
+in 2 FRAME or AUTO (frame and slice) threads (each seeks too, where that pays). "auto" is
+the library's default.
 """
 
 from __future__ import annotations

@@ -22,11 +22,12 @@ Hostile or broken files are bounded in time and memory:
 Two readers decode, one module each: OpenCV (`.opencv`, `cv2.VideoCapture`) and PyAV
 (`.pyav`, `av`). They give the same indices and the same pixels; PyAV can seek to a keyframe
 where sampled frames lie further apart than keyframes, and skips the non-reference frames of
-H.264 between sampled ones, where OpenCV decodes every frame in between. ``reader="auto"`` (the default; `sample_frames(reader=...)` or
-`decode_limits(reader=...)`) reads a file with PyAV where that is planned to save decoding, and
-with OpenCV otherwise, where `av` is not importable, or where PyAV fails on the file (silently:
-a debug log on the "deepfake_detect.video.auto" logger says why); `.auto` decides. `.prefetch`
-decodes in a background thread, ahead of the caller.
+H.264 between sampled ones, where OpenCV decodes every frame in between. ``reader="auto"``
+(the default; `sample_frames(reader=...)` or `decode_limits(reader=...)`) reads a file with
+PyAV where that is planned to save decoding, and with OpenCV otherwise, where `av` is not
+importable, or where PyAV fails on the file (silently: a debug log on the
+"deepfake_detect.video.auto" logger says why); `.auto` decides. `.prefetch` decodes in a
+background thread, ahead of the caller.
 """
 
 from __future__ import annotations

@@ -225,8 +225,9 @@ class Source:
 
     def scan(self, upto: int) -> Table | None:
         """Demux (without decoding) the packets up to decode position `upto` + a margin: their
-        timestamps and keyframe flags. None where timestamps are missing or repeated (no
-        seeking then). Leaves the demuxer past them: `rewind` before reading."""
+        timestamps, keyframe flags and, for H.264 in AVCC packets, whether they are reference
+        frames. None where timestamps are missing or repeated (no seeking or skipping then).
+        Leaves the demuxer past them: `rewind` before reading."""
         pts, dts, key, ref = [], [], [], []
         extradata = self.stream.codec_context.extradata or b""
         avcc = self.skips and len(extradata) > 4 and extradata[0] == 1  # else Annex B: no lengths to parse
