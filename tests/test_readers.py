@@ -4,7 +4,8 @@ Both must give the same ``(frame_index, rgb_frame)`` stream: the same indices an
 pixels (bit for bit: the cache keys features by sampler, not by reader), the same warnings
 and errors on broken files. Test videos are written here: mp4v with `cv2.VideoWriter` (a
 keyframe every 12 frames), H.264 with B-frames through PyAV's libx264 (skipped where the
-`av` wheel lacks it), and a few FaceForensics++ c23 videos of ../shared (skipped where absent).
+`av` wheel lacks it; a keyframe every 10 frames, and one only, as FaceForensics++'s keyframe
+every 250 frames), and a few FaceForensics++ c23 videos of ../shared (skipped where absent).
 """
 
 from __future__ import annotations
@@ -96,11 +97,11 @@ def assert_same(a, b) -> None:
         np.testing.assert_array_equal(x, y)  # bit for bit
 
 
-def read_direct(path: Path, wanted: list[int], seek: bool = True):
-    """`pyav.read` itself: the frames, its result and its progress (seeks, restarts)."""
+def read_direct(path: Path, wanted: list[int], seek: bool = True, source=None):
+    """`pyav.read` itself: the frames, its result and its progress (seeks, restarts, skipping)."""
     info = video_mod.probe(path)
     progress = pyav.Progress()
-    source = pyav.Source(av, path, _NoClock())
+    source = source or pyav.Source(av, path, _NoClock())
     gen = pyav.read(source, np.asarray(wanted, np.int64), info.frame_count, _NoClock(), True, 32, progress,
                        seek=seek)
     got = []
@@ -115,6 +116,7 @@ def read_direct(path: Path, wanted: list[int], seek: bool = True):
 def clips(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("readers")
     return {"mp4v": write_video(folder / "mp4v.mp4", n=N), "h264": write_h264(folder / "h264.mp4"),
+            "h264 1 key": write_h264(folder / "h264_1key.mp4", gop=250),
             "mjpg": write_video(folder / "mjpg.avi", n=40, fourcc="MJPG")}
 
 
@@ -125,7 +127,7 @@ def references(clips) -> dict[str, list[np.ndarray]]:
 
 
 # --- the same frames -----------------------------------------------------------------------------
-@pytest.mark.parametrize("clip", ["mp4v", "h264", "mjpg"])
+@pytest.mark.parametrize("clip", ["mp4v", "h264", "h264 1 key", "mjpg"])
 @pytest.mark.parametrize("sampler", SAMPLERS, ids=repr)
 def test_pyav_gives_opencvs_indices_and_pixels(clips, clip, sampler):
     path = clips[clip]
@@ -158,13 +160,107 @@ def test_seeking_lands_on_the_frames_a_sequential_decode_gives(clips, references
 @settings(deadline=None, max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_sorted_indices_read_by_seeking_are_opencvs_frames(clips, references, data):
-    clip = data.draw(st.sampled_from(["mp4v", "h264"]))
+    clip = data.draw(st.sampled_from(["mp4v", "h264", "h264 1 key"]))
     wanted = sorted(data.draw(st.sets(st.integers(0, N - 1), min_size=1, max_size=12)))
     got, (position, yielded, ended, longer), progress = read_direct(clips[clip], wanted)
     assert [i for i, _ in got] == wanted and yielded == len(wanted) and not ended and not longer
-    assert progress.restarts == 0
+    assert progress.restarts == 0 and progress.skipping == clip.startswith("h264")
     for index, frame in got:
         np.testing.assert_array_equal(frame, references[clip][index])
+
+
+# --- skipping non-reference frames -------------------------------------------------------------------
+@pytest.mark.parametrize("thread_type", [None, "FRAME", "AUTO"])
+def test_skipping_decodes_fewer_frames_and_gives_opencvs_pixels(clips, references, monkeypatch, thread_type):
+    """Sparse frames of H.264 with B-frames and one keyframe: the unwanted non-reference frames
+    are not decoded (FFmpeg hands skip_frame to its frame threads packet by packet: the same
+    count in every threading), and the wanted ones are OpenCV's."""
+    monkeypatch.setattr(pyav, "THREAD_TYPE", thread_type)
+    path, wanted = clips["h264 1 key"], [4, 31, 32, 50, 77, 88]
+    got, result, progress = read_direct(path, wanted)
+    assert [i for i, _ in got] == wanted and result == (N, len(wanted), False, False)
+    for index, frame in got:
+        np.testing.assert_array_equal(frame, references["h264 1 key"][index])
+    assert progress.skipping and progress.seeks == 0 and progress.restarts == 0
+    source = pyav.Source(av, path, _NoClock())
+    table = source.scan(10**9)
+    source.close()
+    non_ref = table.ref.count(False)  # from the NAL headers: x264's B-frames that no frame references
+    assert table.skips and non_ref >= 15 and table.keys == [0]
+    skipped = sum(1 for d, ref in enumerate(table.ref) if not ref and table.rank[table.pts[d]] not in wanted
+                  and table.rank[table.pts[d]] < wanted[-1])
+    assert progress.decoded == N - skipped  # decoded: all but the skipped (the tail up to the end included)
+    assert pyav.planned_work(wanted, table.keys, table.work) == wanted[-1] + 1 - skipped
+    _, _, sequential = read_direct(path, wanted, seek=False)
+    assert not sequential.skipping and sequential.decoded == N
+
+
+def test_no_skipping_for_codecs_not_checked(clips):
+    for clip in ("mp4v", "mjpg"):
+        got, _, progress = read_direct(clips[clip], [3, 30])
+        assert not progress.skipping and [i for i, _ in got] == [3, 30]
+
+
+def test_nal_ref_reads_avcc_packets():
+    sei, ref_slice, b_slice, idr = b"\x06\x05\x01\x00", b"\x41\x9a\x00", b"\x01\x9e\x00", b"\x65\x88"
+
+    def packet(*nals: bytes) -> bytes:
+        return b"".join(len(n).to_bytes(4, "big") + n for n in nals)
+
+    assert pyav.nal_ref(packet(sei, ref_slice), 4) is True
+    assert pyav.nal_ref(packet(sei, b_slice), 4) is False
+    assert pyav.nal_ref(packet(idr), 4) is True
+    assert pyav.nal_ref(packet(sei), 4) is None  # no slice
+    assert pyav.nal_ref(packet(b_slice)[:-1], 4) is None  # cut short
+    assert pyav.nal_ref(len(b_slice).to_bytes(2, "big") + b_slice, 2) is False
+
+
+def _read_with_bad_timestamps(path: Path, wanted: list[int], spoil, monkeypatch):
+    """`read_direct` where `spoil(frame)` damages the frames of the first (skipping) decode."""
+    real, calls = pyav.Source.frames, []
+
+    def frames(self, wanted_set=None):
+        calls.append(wanted_set)
+        for frame in real(self, wanted_set):
+            if len(calls) == 1:
+                spoil(frame)
+            yield frame
+
+    monkeypatch.setattr(pyav.Source, "frames", frames)
+    return read_direct(path, wanted)
+
+
+@pytest.mark.parametrize("damage", ["missing pts", "pts not in the table", "pts of a later frame"])
+def test_skipping_falls_back_to_reading_every_frame_where_a_timestamp_is_wrong(clips, references, monkeypatch,
+                                                                              damage):
+    path, wanted = clips["h264 1 key"], [20, 45, 80]
+    table = pyav.Source(av, path, _NoClock()).scan(10**9)
+    later = sorted(table.pts)[60]
+    seen = []
+
+    def spoil(frame):
+        seen.append(frame.pts)
+        if len(seen) == 3:
+            frame.pts = {"missing pts": None, "pts not in the table": 10**9 + 7, "pts of a later frame": later}[damage]
+
+    got, result, progress = _read_with_bad_timestamps(path, wanted, spoil, monkeypatch)
+    assert progress.restarts == 1 and not progress.skipping  # read again from the start, every frame decoded
+    assert [i for i, _ in got] == wanted and result == (N, 3, False, False)
+    for index, frame in got:
+        np.testing.assert_array_equal(frame, references["h264 1 key"][index])
+
+
+def test_auto_reads_h264_with_pyav_where_skipping_saves_decoding(clips, monkeypatch, caplog):
+    monkeypatch.setattr(auto, "AUTO_MIN_PIXELS", 0)
+    sampler = UniformSampler(8)  # one keyframe: no seek pays; skipping does
+    with caplog.at_level(logging.DEBUG, logger="deepfake_detect.video"):
+        got = outcome(clips["h264 1 key"], sampler, "auto")
+    assert "reading with PyAV, seeking and skipping" in caplog.text
+    assert_same(got, outcome(clips["h264 1 key"], sampler, "opencv"))
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="deepfake_detect.video"):
+        outcome(clips["mp4v"], sampler, "auto")  # no B-frames, a keyframe every 12 frames: OpenCV
+    assert "reading with OpenCV: seeking saves too little" in caplog.text
 
 
 def test_keyframe_table_of_an_mp4v_clip(clips):
@@ -223,12 +319,16 @@ def test_auto_reads_with_pyav_where_seeking_saves_decoding(clips, monkeypatch, c
     assert_same(got, outcome(path, sampler, "opencv"))
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="deepfake_detect.video"):
-        outcome(path, StrideSampler(2), "auto")  # every other frame: no seek can pay, PyAV is not even opened
-    assert "reading with OpenCV: the sampled frames are too close together" in caplog.text
+        outcome(path, StrideSampler(2), "auto")  # every other frame: no seek can pay, no B-frame to skip
+    assert "reading with OpenCV: seeking saves too little" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="deepfake_detect.video"):
         outcome(path, StrideSampler(8), "auto")  # a keyframe every 12 frames: seeks would save a frame or two
     assert "reading with OpenCV: seeking saves too little" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="deepfake_detect.video"):
+        outcome(path, StrideSampler(1), "auto")  # every frame: PyAV is not even opened
+    assert "reading with OpenCV: every frame up to the last sampled one is sampled" in caplog.text
 
 
 def test_auto_reads_small_jobs_with_opencv_without_opening_pyav(clips, monkeypatch):

@@ -21,12 +21,13 @@ Hostile or broken files are bounded in time and memory:
 
 Two readers decode, one module each: OpenCV (`.opencv`, `cv2.VideoCapture`) and PyAV
 (`.pyav`, `av`). They give the same indices and the same pixels; PyAV can seek to a keyframe
-where sampled frames lie further apart than keyframes, where OpenCV decodes every frame in
-between. ``reader="auto"`` (the default; `sample_frames(reader=...)` or
-`decode_limits(reader=...)`) reads a file with PyAV where that is planned to save decoding, and
-with OpenCV otherwise, where `av` is not importable, or where PyAV fails on the file (silently:
-a debug log on the "deepfake_detect.video.auto" logger says why); `.auto` decides. `.prefetch`
-decodes in a background thread, ahead of the caller.
+where sampled frames lie further apart than keyframes, and skips the non-reference frames of
+H.264 between sampled ones, where OpenCV decodes every frame in between. ``reader="auto"``
+(the default; `sample_frames(reader=...)` or `decode_limits(reader=...)`) reads a file with
+PyAV where that is planned to save decoding, and with OpenCV otherwise, where `av` is not
+importable, or where PyAV fails on the file (silently: a debug log on the
+"deepfake_detect.video.auto" logger says why); `.auto` decides. `.prefetch` decodes in a
+background thread, ahead of the caller.
 """
 
 from __future__ import annotations
@@ -203,7 +204,8 @@ def sample_frames(
     taken `decode_timeout` seconds (`math.inf`: no limit). Limits left None take the current
     defaults (see `decode_limits`).
 
-    `reader` decodes: "opencv", "pyav" (PyAV, seeking to keyframes where that saves decoding;
+    `reader` decodes: "opencv", "pyav" (PyAV, seeking to keyframes where that saves decoding and
+    skipping H.264's non-reference frames;
     `VideoReadError` where PyAV cannot read the file) or "auto" (the default: PyAV where its
     plan decodes markedly fewer frames than OpenCV would, else OpenCV; OpenCV too where `av`
     is not importable or PyAV fails on the file). Either gives the same indices and pixels.

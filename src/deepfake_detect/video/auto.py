@@ -1,9 +1,10 @@
 """Which reader reads a file: the one asked for, or for ``reader="auto"`` the one planned to decode less.
 
-Decoding one frame costs PyAV what it costs OpenCV (the same FFmpeg decoders): reading
-sequentially gains nothing. So "auto" picks PyAV only where seeking saves decoding (see
-`AUTO_MIN_PIXELS`, `AUTO_MAX_RATIO`, `AUTO_MIN_SAVED`), and falls back to OpenCV where `av`
-is not importable or PyAV fails on the file, silently (a debug log says why).
+Decoding one frame costs PyAV what it costs OpenCV (the same FFmpeg decoders): reading every
+frame gains nothing. So "auto" picks PyAV only where seeking to keyframes and skipping
+non-reference frames (H.264) save decoding (see `AUTO_MIN_PIXELS`, `AUTO_MAX_RATIO`,
+`AUTO_MIN_SAVED`), and falls back to OpenCV where `av` is not importable or PyAV fails on the
+file, silently (a debug log says why).
 
 Both readers give the same frames bit for bit, whichever FFmpeg releases the `av` and
 `opencv-python` wheels carry: on av 18.1 (libavcodec 62) against OpenCV 5.1 (libavcodec 63),
@@ -30,8 +31,9 @@ log = logging.getLogger(__name__)
 #: x height: about 100 frames of 640x480); below, PyAV's opening and scanning cost more than
 #: seeking can save.
 AUTO_MIN_PIXELS = 30_000_000
-#: "auto" reads with PyAV where its planned decoding (seeks counted as `pyav.SEEK_COST` frames)
-#: is at most this fraction of OpenCV's, and saves at least `AUTO_MIN_SAVED` frames.
+#: "auto" reads with PyAV where its planned decoding (seeks counted as `pyav.SEEK_COST` frames,
+#: skipped frames not at all) is at most this fraction of OpenCV's, and saves at least
+#: `AUTO_MIN_SAVED` frames.
 AUTO_MAX_RATIO = 0.75
 AUTO_MIN_SAVED = 16
 
@@ -58,8 +60,8 @@ def choose(path: Path, wanted: np.ndarray, frame_count: int, width: int, height:
     if cv_work * max(width, 1) * max(height, 1) < AUTO_MIN_PIXELS:
         log.debug("%s: reading with OpenCV: too little to decode for PyAV to pay (%d frames)", path, cv_work)
         return None
-    if max(b - a - 1 for a, b in zip([-1, *wanted_list], wanted_list)) <= pyav.SEEK_COST:
-        log.debug("%s: reading with OpenCV: the sampled frames are too close together for a seek to pay", path)
+    if wanted_list[-1] + 1 == len(wanted_list):
+        log.debug("%s: reading with OpenCV: every frame up to the last sampled one is sampled", path)
         return None
     av = pyav.import_av()
     if av is None:
@@ -73,12 +75,13 @@ def choose(path: Path, wanted: np.ndarray, frame_count: int, width: int, height:
         elif table.complete and len(table) != frame_count:
             why = f"its demuxer finds {len(table)} frames where its header says {frame_count}"
         else:
-            av_work = pyav.planned_work(wanted_list, table.keys) + (cv_work - wanted_list[-1] - 1)
+            av_work = pyav.planned_work(wanted_list, table.keys, table.work) + (cv_work - wanted_list[-1] - 1)
+            how = "seeking and skipping" if table.skips else "seeking"
             if av_work <= AUTO_MAX_RATIO * cv_work and cv_work - av_work >= AUTO_MIN_SAVED:
-                log.debug("%s: reading with PyAV, seeking: about %d frames to decode instead of %d",
-                          path, av_work, cv_work)
+                log.debug("%s: reading with PyAV, %s: about %d frames to decode instead of %d",
+                          path, how, av_work, cv_work)
                 return source
-            why = f"seeking saves too little ({av_work} frames to decode instead of {cv_work})"
+            why = f"{how} saves too little ({av_work} frames to decode instead of {cv_work})"
     except VideoReadError:
         if source is not None:
             source.close()
