@@ -85,19 +85,11 @@ class RetinaFaceDetector(FaceDetector):
         window: side of that window as a multiple of the coarse face's longer side (then
             widened to the 32-pixel grid); larger windows give boxes closer to the whole frame's,
             at more cost. Only used with `coarse_size`.
-        track: with `coarse_size`, frames given together are taken as consecutive frames of one
-            video: a frame's faces are first looked for in the windows of the frame before's
-            faces, skipping the coarse pass; the frame gets the coarse pass after all where one of
-            them is not found again, or lies so far off its window's centre that its own window
-            would not be inside the one used. A face that appears beside the tracked ones is
-            then missed until the next call (`detect` is called per chunk of frames). False: every
-            frame gets the coarse pass (a saved config with `coarse_size` but without `track`
-            loads as this).
     """
 
     def __init__(self, detection_size: int = 640, score_threshold: float = 0.8, nms_threshold: float = 0.4,
                  batch_size: int = 8, threads: int | None = None, coarse_size: int | None = 192,
-                 window: float = 1.75, track: bool = True):
+                 window: float = 1.75):
         self.detection_size = detection_size
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
@@ -105,33 +97,27 @@ class RetinaFaceDetector(FaceDetector):
         self.threads = threads
         self.coarse_size = coarse_size
         self.window = window
-        self.track = track
         check_detection_args(detection_size, score_threshold, nms_threshold, batch_size)
         if coarse_size is not None and (isinstance(coarse_size, bool) or not isinstance(coarse_size, int)
                                         or coarse_size < 32):
             raise ValueError(f"coarse_size must be None or an integer >= 32; got {coarse_size!r}")
         if isinstance(window, bool) or not isinstance(window, (int, float)) or not 1.0 <= window <= 8.0:
             raise ValueError(f"window must be a number in [1, 8]; got {window!r}")
-        if not isinstance(track, bool):
-            raise ValueError(f"track must be True or False; got {track!r}")
 
     @classmethod
     def from_config(cls, config: dict) -> RetinaFaceDetector:
-        """As the constructor; a complete config as `get_config` wrote it before an option existed
-        (a saved model's) gets the value that reproduces that version's detector: no `coarse_size`:
-        whole frames (None), no `track`: False."""
+        """As the constructor, but a complete config as `get_config` wrote it before `coarse_size`
+        existed (a saved model's: it has all of `_SAVED_KEYS`) gets `coarse_size=None`, the whole-frame
+        detector it was saved with, rather than today's default."""
         config = dict(config)
         if all(key in config for key in _SAVED_KEYS):
             config.setdefault("coarse_size", None)
-            config.setdefault("track", False)
         return cls(**config)
 
     def fingerprint_config(self) -> dict:
         config = super().fingerprint_config()
-        if self.coarse_size is None or self.coarse_size >= self.detection_size:  # whole-frame detection: the key it had before these options existed
-            del config["coarse_size"], config["window"], config["track"]
-        elif not self.track:  # coarse to fine without tracking: the key it had before `track` existed
-            del config["track"]
+        if self.coarse_size is None or self.coarse_size >= self.detection_size:
+            del config["coarse_size"], config["window"]  # whole frames: the key from before these options
         return config
 
     @cached_property
@@ -178,19 +164,9 @@ class RetinaFaceDetector(FaceDetector):
         return found
 
     def _coarse_to_fine(self, images: Sequence[np.ndarray], factor: float) -> list[list[FaceBox]]:
-        """Faces found on the images downscaled by `factor` (or, with `track`, the previous image's
-        faces), each detected again in a window of the image around it (see `coarse_size`); boxes
-        in the images' pixels."""
-        results: list[list[FaceBox] | None] = [None] * len(images)
-        if self.track:
-            for j, image in enumerate(images):
-                previous = results[j - 1] if j else None
-                if previous:
-                    results[j] = self._tracked(image, previous)
-                if results[j] is None:
-                    results[j] = self._refined([image], self._coarse([image], factor))[0]
-        else:
-            results = self._refined(images, self._coarse(images, factor))
+        """Faces found on the images downscaled by `factor`, each detected again in a window of the
+        image around it (see `coarse_size`); boxes in the images' pixels."""
+        results = self._refined(images, self._coarse(images, factor))
         unfound = [j for j, faces in enumerate(results) if not faces]  # small faces only, or none: the whole image
         for j, faces in zip(unfound, self._detect_images([images[j] for j in unfound], self.score_threshold)):
             results[j] = faces
@@ -202,25 +178,10 @@ class RetinaFaceDetector(FaceDetector):
         found = self._detect_images(small, min(_COARSE_THRESHOLD, self.score_threshold))
         return [[np.array([f.x1, f.y1, f.x2, f.y2]) / factor for f in faces] for faces in found]
 
-    def _tracked(self, image: np.ndarray, previous: Sequence[FaceBox]) -> list[FaceBox] | None:
-        """The faces of the image before, found again in windows around them; None where one is not
-        found, or lies off its window's centre (its own window would not be inside the one used)."""
-        guesses = [np.array([b.x1, b.y1, b.x2, b.y2], float) for b in previous]
-        refined = self._refined([image], [guesses], keep_unmatched=True)[0]
-        if refined is None:
-            return None
-        used = [self._window(guess, image.shape) for guess in guesses]
-        for face in refined:
-            x1, y1, x2, y2 = self._window(np.array([face.x1, face.y1, face.x2, face.y2], float), image.shape)
-            if not any(w[0] <= x1 and w[1] <= y1 and x2 <= w[2] and y2 <= w[3] for w in used):
-                return None
-        return refined
-
-    def _refined(self, images: Sequence[np.ndarray], guesses: Sequence[Sequence[np.ndarray]],
-                 keep_unmatched: bool = False) -> list:
-        """Each guess (corners in its image's pixels) detected again at full scale in its window;
-        windows of one shape, of any images, go to the network together. With `keep_unmatched`
-        (one image), None where a guess is not found again."""
+    def _refined(self, images: Sequence[np.ndarray], guesses: Sequence[Sequence[np.ndarray]]) -> list[list[FaceBox]]:
+        """Each image's guesses (corners in its pixels) detected again at full scale, each in its
+        window; the windows of one shape, of all the images, go to the network together (in
+        `batch_size` batches). A guess not found again in its window is dropped."""
         windows = [(j, box, self._window(box, images[j].shape)) for j, boxes in enumerate(guesses) for box in boxes]
         by_shape: dict[tuple[int, int], list[int]] = {}
         for k, (_, _, (x1, y1, x2, y2)) in enumerate(windows):
@@ -230,19 +191,14 @@ class RetinaFaceDetector(FaceDetector):
             crops = [images[windows[k][0]][w[1]:w[3], w[0]:w[2]] for k in members for w in [windows[k][2]]]
             for k, faces in zip(members, self._detect_images(crops, self.score_threshold)):
                 found[k] = faces
-        results: list = [[] for _ in images]
+        results: list[list[FaceBox]] = [[] for _ in images]
         for (j, guess, (x1, y1, _, _)), faces in zip(windows, found):
-            match = None
-            if faces:
-                corners = np.array([[b.x1 + x1, b.y1 + y1, b.x2 + x1, b.y2 + y1] for b in faces])
-                ious = overlap(guess, corners)
-                best = int(ious.argmax())
-                if ious[best] > _MATCH_IOU:
-                    match = _moved(faces[best], dx=x1, dy=y1)
-            if match is not None:
-                results[j].append(match)
-            elif keep_unmatched:
-                return [None]
+            if not faces:
+                continue
+            ious = overlap(guess, np.array([[b.x1 + x1, b.y1 + y1, b.x2 + x1, b.y2 + y1] for b in faces]))
+            best = int(ious.argmax())
+            if ious[best] > _MATCH_IOU:
+                results[j].append(_moved(faces[best], dx=x1, dy=y1))
         for j, refined in enumerate(results):
             if len(refined) > 1:  # two guesses refined to one face
                 keep = nms(np.array([[b.x1, b.y1, b.x2, b.y2] for b in refined]),
