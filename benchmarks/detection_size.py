@@ -2,14 +2,14 @@
 
     python benchmarks/detection_size.py --data ../shared/data/ffpp_c23_dev [--every 1] [--videos 70]
         [--frames 32] [--chunk 16] [--sizes 640 320] [--coarse 192] [--window 1.75]
-        [--variant '{"coarse_size": 192, "track": false}' ...] [--threads 2]
+        [--variant '{"coarse_size": 256, "window": 2}' ...] [--threads 2]
 
 Samples `--frames` evenly spaced frames of every `--every`-th video of `--data` (up to
 `--videos`) and gives them, `--chunk` at a time and in order as extraction does, to RetinaFace
 configured each way (a row each): the whole frame at each of `--sizes` (`coarse_size=None`; the
 first size is the reference); coarse to fine at the reference size for each `--coarse` and
-`--window`: one window per onnxruntime call (`batch_size=1`), windows of one shape batched, and
-batched with tracking (`track=True`, the default detector's way); the default detector with
+`--window`: one window per onnxruntime call (`batch_size=1`) and windows of one shape batched
+(the default detector's way, at `--coarse 192 --window 1.75`); the default detector with
 `--threads` onnxruntime threads; and each `--variant` (a JSON dict of RetinaFace arguments). For
 each it prints the faces found, the reference's faces it missed (none of its boxes at IoU > 0.5)
 and the faces it found that the reference did not, the IoU of its largest face with the
@@ -49,9 +49,8 @@ def variants(args) -> dict[str, dict]:
         for window in args.window:
             at = {"detection_size": args.sizes[0], "coarse_size": coarse, "window": window}
             name = f"coarse {coarse}, window {window:g}"
-            rows[f"{name}, 1 window a call"] = {**at, "track": False, "batch_size": 1}
-            rows[f"{name}, batched"] = {**at, "track": False}
-            rows[f"{name}, batched, track"] = {**at, "track": True}
+            rows[f"{name}, 1 window a call"] = {**at, "batch_size": 1}
+            rows[f"{name}, batched"] = at
     if args.threads:
         rows[f"default, {args.threads} threads"] = {"threads": args.threads}
     for text in args.variant:
