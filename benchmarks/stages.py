@@ -22,8 +22,9 @@ the shared weights), the paper's softmax head. Rows:
   embed          ``backbone.embed`` of the clip's face crops; then benchmarks/embed.py's rows on
                  ``--embed-batches`` x ``--embed-batch`` crops, taking turns: the same Keras
                  model under ``model.predict`` (Keras-JAX as shipped), ``embed``, and the model
-                 in a TensorFlow ``tf.function`` (a child process, where TensorFlow is
-                 importable; "not installed" otherwise), with ratios of the best passes
+                 in a TensorFlow ``tf.function`` (a child process run by ``--tf-python``,
+                 default this interpreter, where TensorFlow is importable; "not installed"
+                 otherwise), with ratios of the best passes
   predict_video  cold: a fresh process loads the saved detector and predicts the clip once
                  (compilation included; its imports and loading are reported apart); warm:
                  the median of ``--repeats`` calls with cache=None; cached: from a warm
@@ -206,19 +207,14 @@ def embed_comparison_rows(args: argparse.Namespace) -> tuple[list[dict], list[st
     if keras.backend.backend() != "jax":
         return [], [f"embed comparison skipped: Keras runs on {keras.backend.backend()}, not JAX"]
     bench = argparse.Namespace(alpha=0.5, size=128, batch=args.embed_batch, batches=args.embed_batches,
-                               weights=str(WEIGHTS))
+                               weights=str(WEIGHTS), backbone="mobilenet_v1", tf_python=args.tf_python)
     runs = dict(embed_bench.workloads(bench, "jax"))
     passes = {name: (lambda fn=fn: embed_bench.clock(fn)) for name, fn in runs.items()}
-    argv = sys.argv  # embed.py's TensorFlow child parses embed.py's options from sys.argv
-    sys.argv = [embed_bench.__file__, "--alpha", "0.5", "--size", "128", "--batch", str(args.embed_batch),
-                "--batches", str(args.embed_batches), "--weights", str(WEIGHTS)]
     try:
         tf = embed_bench.tf_pass(bench)
     except RuntimeError as e:
         tf = None
         notes.append(f"tf.function row failed: {e}")
-    finally:
-        sys.argv = argv
     if tf is not None:
         passes["tf.function"] = tf
     for run in passes.values():  # warm-up (compile)
@@ -239,7 +235,8 @@ def embed_comparison_rows(args: argparse.Namespace) -> tuple[list[dict], list[st
                         goal=f">= {GOAL_EMBED_VS_TF:.1f}x tf.function"))
     else:
         vs_tf = rate["embed"] / rate["tf.function"]
-        rows += [row("embed", f"tf.function (TensorFlow, child process), {what}", timing["tf.function"], n,
+        rows += [row("embed", f"tf.function (TensorFlow {embed_bench.TF_CHILD.get('tensorflow', '?')}, child "
+                     f"process), {what}", timing["tf.function"], n,
                      "faces/s", rate["tf.function"] / rate["keras-jax"]),
                  row("embed", "embed / tf.function", ratio=vs_tf, goal=f">= {GOAL_EMBED_VS_TF:.1f}x tf.function",
                      met=vs_tf >= GOAL_EMBED_VS_TF)]
@@ -421,6 +418,9 @@ def main() -> None:
                         help="RetinaFace's detection_size (640, its default; 320 is the fast setting)")
     parser.add_argument("--embed-batch", type=int, default=64)
     parser.add_argument("--embed-batches", type=int, default=4, help="batches a pass of the embed comparison embeds")
+    parser.add_argument("--tf-python", metavar="PATH",
+                        help="interpreter of the embed comparison's tf.function child, one that imports tensorflow, "
+                             "keras and numpy, e.g. a separate venv's (default: this one)")
     parser.add_argument("--long-minutes", type=float, nargs="+", metavar="M",
                         help="also measure predict_video's peak RSS on 720p videos M minutes long (slow)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "stages.json")
@@ -483,7 +483,7 @@ def main() -> None:
     for note in notes:
         print(f"note: {note}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"command": command, "machine": info, "versions": versions(),
+    report = {"command": command, "machine": info, "versions": versions(), "tf_child": embed_bench.TF_CHILD,
               "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "cold_child"},
               "detector": detector_config(args), "video_reader": video_reader(),
               "inputs": {"clip": str(clip), "train": str(train), "ffpp": [str(p) for p in ffpp]},

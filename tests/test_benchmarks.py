@@ -51,3 +51,22 @@ def test_stage_benchmark_writes_every_row(tmp_path):
     assert goals[">= 6x Keras-JAX"]["ratio"] > 0 and goals[">= 6x Keras-JAX"]["met"] in (True, False)
     assert goals["median <= 0.5 s"]["met"] in (True, False)
     assert "stage" in done.stdout and "predict_video" in done.stdout  # the table is printed
+
+
+def test_collection_benchmark_writes_every_row(tmp_path, dataset_dir):
+    """benchmarks/collection.py on 2 generated videos: each round has decode, extract and predict, timed."""
+    out = tmp_path / "collection.json"
+    command = [sys.executable, str(ROOT / "benchmarks" / "collection.py"), "--data", str(dataset_dir),
+               "--videos", "2", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "DEEPFAKE_DETECT_CACHE": "none"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["videos"] == 2 and report["command"].endswith(" ".join(command[2:]))
+    [rounds] = report["rounds"]
+    assert set(rounds) == {"decode", "extract", "predict"}
+    assert rounds["decode"]["frames"] > 0 and rounds["extract"]["faces"] > 0
+    assert sum(rounds["predict"]["labels"].values()) == 2 and "error" not in rounds["predict"]["labels"]
+    for row in rounds.values():
+        assert row["wall_s"] > 0 and row["videos_per_s"] > 0 and row["vs_decode"] > 0
+    assert "extract" in done.stdout and "vs decode" in done.stdout

@@ -283,3 +283,20 @@ def test_a_keras_upgrade_keeps_saved_models_with_keras_named_weights(fitted, wei
                 data = json.dumps(metadata).encode()
             dst.writestr(name, data)
     DeepfakeDetector.load(legacy)  # loads under the Keras version it was saved with
+
+
+def test_predict_videos_streams_the_verdicts_of_predict_video_and_yields_read_errors(fitted, held_out, tmp_path):
+    detector, _ = fitted
+    videos = sorted(held_out.rglob("*.mp4"))[:3]
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"hello, not a video")
+    paths = [videos[0], broken, *videos[1:]]
+    results = list(detector.predict_videos(paths))
+    assert len(results) == len(paths)
+    assert isinstance(results[1], errors.VideoReadError) and "cannot open" in str(results[1])
+    for path, got in zip(videos, [results[0], *results[2:]]):
+        alone = detector.predict_video(path)
+        assert (got.path, got.label, got.frames_sampled, got.faces_found) == (alone.path, alone.label,
+                                                                                alone.frames_sampled, alone.faces_found)
+        assert got.p_fake == pytest.approx(alone.p_fake, abs=1e-6)
+        assert {"decode", "detect", "crop", "embed", "classify"} <= set(got.timings)

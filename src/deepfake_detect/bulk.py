@@ -6,7 +6,7 @@ and the Apache Beam pipeline (`deepfake_detect.beam`):
 - `list_collection`: the inputs of a dataset folder (`discover`: labels and groups), a
   ``labels.csv`` (columns ``path, label[, group, method]``, paths relative to it) or a text
   file of paths, one a line;
-- `extract_rows`: `FeatureExtractor.extract_many` over a list of inputs, so each input goes
+- `extract_rows`: `FeatureExtractor.extract_each` over a list of inputs, so each input goes
   through exactly the code of the local path (sample → decode → detect → crop → embed, the
   next input decoded while this one is detected and embedded); an input that raises (a
   corrupt or empty file) becomes an "error" row and the run goes on with the next one;
@@ -101,27 +101,6 @@ def list_collection(collection: str | os.PathLike) -> list[Item]:
     return parse_path_list(text)
 
 
-def extract_each(extractor: FeatureExtractor, paths: Sequence[str | os.PathLike]
-                 ) -> Iterator[tuple[int, FaceFeatures | None, dict[str, float] | None, Exception | None]]:
-    """``(index, features, timings, error)`` of each path, in order, through
-    `FeatureExtractor.extract_many`; where an input raises, its error, then the next inputs
-    go on through a fresh `extract_many`."""
-    start = 0
-    while start < len(paths):
-        stream = extractor.extract_many(paths[start:])
-        i = start
-        try:
-            for features, timings in stream:
-                yield i, features, timings, None
-                i += 1
-        except Exception as e:  # noqa: BLE001 - any failure of one input is that input's row
-            yield i, None, None, e
-            i += 1
-        finally:
-            stream.close()
-        start = i
-
-
 def _digest(path: str | os.PathLike) -> str | None:
     from .digests import file_sha256
 
@@ -137,7 +116,7 @@ def extract_rows(extractor: FeatureExtractor, items: Sequence[Item],
     """``(features row, seconds per stage)`` of each item, in order (`local_paths`: where each
     item's bytes are, if not at its `path`; an error row has no seconds)."""
     paths = [it.path for it in items] if local_paths is None else list(local_paths)
-    for i, features, spent, error in extract_each(extractor, paths):
+    for i, features, spent, error in extractor.extract_each(paths):
         yield shards.features_row(items[i], _digest(paths[i]), features, error), spent or {}
 
 
@@ -148,7 +127,7 @@ def prediction_rows(detector: DeepfakeDetector, items: Sequence[Item],
     `detector` (its extractor computes the features, `DeepfakeDetector.verdict` turns them
     into the verdict that `predict_video` gives)."""
     paths = [it.path for it in items] if local_paths is None else list(local_paths)
-    for i, features, spent, error in extract_each(detector.extractor, paths):
+    for i, features, spent, error in detector.extractor.extract_each(paths):
         prediction = None
         if error is None:
             try:

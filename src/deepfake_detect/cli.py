@@ -402,10 +402,11 @@ def predict(args, as_json, as_csv, threshold, inconclusive, weights, allow_finge
         click.echo(f"# {'p_fake':>6}    {'verdict':12} {'faces':>7}  input")
     failed, pages = 0, []
     many = len(videos) > 1
-    for k, path in enumerate(progress(videos, 0 if quiet else 1, "predicting"), start=1):
-        try:
-            pred = detector.predict_video(path, threshold=threshold, inconclusive=inconclusive)
-        except VideoReadError as e:
+    predictions = detector.predict_videos(videos, threshold=threshold, inconclusive=inconclusive)
+    for k, (path, pred) in enumerate(zip(videos, progress(predictions, 0 if quiet else 1, "predicting",
+                                                          total=len(videos))), start=1):
+        if isinstance(pred, VideoReadError):
+            e = pred
             failed += 1
             click.echo(f"error: {e}", err=True)
             row = dict.fromkeys(columns)

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -24,7 +24,7 @@ from .calibration import Decision, brier_score, choose_decision, expected_calibr
 from .crossfit import FeatureTable, crossfit, usable_folds
 from .datasets import Sample, discover, grouped_split
 from .errors import CacheError, DatasetError, IncompatibleModelError, NoFaceFoundError, NotFittedError, \
-    WeightsUnavailableError
+    VideoReadError, WeightsUnavailableError
 from .extraction import FeatureExtractor
 from .faces import CropPolicy, FaceDetector, face_detectors
 from .heads import Head, heads
@@ -377,6 +377,26 @@ class DeepfakeDetector:
         with decode_limits(decode_timeout):
             feats, timings = self.extractor.extract(path, store_crops=False)  # a verdict keeps no face images
         return self._verdict(str(path), feats, head, timings, strict, point)
+
+    def predict_videos(self, paths: Sequence[str | os.PathLike], decode_timeout: float | None = None,
+                       threshold: float | None = None, inconclusive: tuple[float, float] | None = None
+                       ) -> Iterator[VideoPrediction | VideoReadError]:
+        """The verdict on each of `paths`, in order, as `predict_video` gives it, as a stream:
+        the next input is decoded while the current one is detected and embedded. An input
+        that cannot be read yields its `VideoReadError` (the others go on); one without a face
+        is "unknown". Arguments as `predict_video`'s."""
+        head = self._check_fitted()
+        point = operating_point(self, threshold, inconclusive)
+        self.check_weights()
+        paths = list(paths)
+        with decode_limits(decode_timeout):
+            for i, feats, timings, error in self.extractor.extract_each(paths, store_crops=False):
+                if error is None:
+                    yield self._verdict(str(paths[i]), feats, head, timings, False, point)
+                elif isinstance(error, VideoReadError):
+                    yield error
+                else:
+                    raise error
 
     def predict_image(self, path: str | os.PathLike, strict: bool = False) -> VideoPrediction:
         """The verdict on one image file (a single frame)."""

@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -134,6 +134,26 @@ class FeatureExtractor:
             else:
                 with self.cache.writer(on_error=self.cache_failed) as writer:
                     yield from self._compute(self._submitted(self._plan(paths, batch), decoder), writer, store_crops)
+
+    def extract_each(self, paths: Sequence[str | os.PathLike], store_crops: bool = True
+                     ) -> Iterator[tuple[int, FaceFeatures | None, dict[str, float] | None, Exception | None]]:
+        """``(index, features, timings, error)`` of each of `paths`, in order, through
+        `extract_many`; where an input raises, its error, then the next inputs go on through a
+        fresh `extract_many`."""
+        start = 0
+        while start < len(paths):
+            stream = self.extract_many(paths[start:], store_crops=store_crops)
+            i = start
+            try:
+                for features, timings in stream:
+                    yield i, features, timings, None
+                    i += 1
+            except Exception as e:  # noqa: BLE001 - any failure of one input is that input's row
+                yield i, None, None, e
+                i += 1
+            finally:
+                stream.close()
+            start = i
 
     def _plan(self, paths: Iterable[str | os.PathLike], batch: int) -> Iterator[_Job]:
         """One job per input, from one cache look-up per `batch` inputs: a hit carries its

@@ -136,9 +136,9 @@ class Backbone(Configurable):
         ready, so consecutive batches queue back to back."""
         import keras
 
-        model = self.model
         if keras.backend.backend() != "jax":
-            return model.predict_on_batch
+            return self.model.predict_on_batch
+        model = self.inference_model()
         import jax
 
         from .._backend import enable_compilation_cache
@@ -148,6 +148,11 @@ class Backbone(Configurable):
         forward = jax.jit(lambda trainable, other, x: model.stateless_call(trainable, other, x, training=False)[0])
         return lambda x: forward([v.value for v in model.trainable_variables],
                                  [v.value for v in model.non_trainable_variables], x)
+
+    def inference_model(self):
+        """The model `embed` runs on JAX: `model`, or a subclass's rewrite of it that computes the
+        same features within float32 rounding, faster (e.g. `inference.inference_model`)."""
+        return self.model
 
     def set_fine_tuned(self, arrays: Sequence[np.ndarray]) -> None:
         """Make `arrays` (fine-tuned values, as `keras.Model.get_weights` gives them) its weights:
