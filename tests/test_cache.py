@@ -266,7 +266,12 @@ def test_cache_keys_do_not_change_by_accident():
     assert backbone.fingerprint == hashlib.sha256(json.dumps(by_hand, sort_keys=True).encode()).hexdigest()[:16]
     assert extractor.fingerprint == config_digest(extractor.stages)
     assert extractor.crops_fingerprint == config_digest(extractor.crop_stages)
-    assert (extractor.fingerprint, extractor.crops_fingerprint) == ("db638a2983672e87", "df044aad476d152f")
+    assert (extractor.fingerprint, extractor.crops_fingerprint) == ("30bdc9a927479500", "ba45b4041479f6d9")
+    # RetinaFace coarse to fine became the default (face detector key 303b4e0a8802f2ed): whole-frame
+    # detection, the default before, keeps the keys it had
+    whole = DeepfakeDetector(backbone={"name": "mobilenet_v1", "alpha": 0.5, "weights": str(WEIGHTS)},
+                             face_detector={"name": "retinaface", "coarse_size": None}, cache=None).extractor
+    assert (whole.fingerprint, whole.crops_fingerprint) == ("db638a2983672e87", "df044aad476d152f")
 
 
 # --- storage -----------------------------------------------------------------------------------

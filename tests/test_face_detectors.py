@@ -67,8 +67,8 @@ def photos() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def reference(photos) -> dict[str, np.ndarray]:
-    """RetinaFace's boxes, (N, 4), on each photo."""
-    found = RetinaFaceDetector().detect([photos[n] for n in PHOTOS])
+    """RetinaFace's boxes on the whole photo, (N, 4), on each photo."""
+    found = RetinaFaceDetector(coarse_size=None).detect([photos[n] for n in PHOTOS])
     return {n: np.array([[b.x1, b.y1, b.x2, b.y2] for b in boxes]).reshape(-1, 4) for n, boxes in zip(PHOTOS, found)}
 
 
@@ -128,8 +128,6 @@ def test_yunet_config_round_trip():
     (lambda: RetinaFaceResNet50Detector(batch_size=0), "batch_size"),
     (lambda: RetinaFaceResNet50Detector(score_threshold=1.5), "score_threshold"),
     (lambda: RetinaFaceDetector(detection_size=16), "detection_size"),
-    (lambda: RetinaFaceDetector(coarse_size=640), "coarse_size"),
-    (lambda: RetinaFaceDetector(detection_size=320, coarse_size=480), "coarse_size"),
     (lambda: RetinaFaceDetector(coarse_size=16), "coarse_size"),
     (lambda: RetinaFaceDetector(coarse_size=192.0), "coarse_size"),
     (lambda: RetinaFaceDetector(coarse_size=192, window=0.5), "window"),
@@ -162,14 +160,15 @@ def test_boxes_nms_and_overlap():
 
 # --- RetinaFace (default) ---------------------------------------------------------------
 @needs_images
-def test_retinaface_finds_the_faces(photos, reference):
-    _check_finds_the_faces(RetinaFaceDetector(), photos, reference)
+@pytest.mark.parametrize("coarse_size", [192, None])
+def test_retinaface_finds_the_faces(photos, reference, coarse_size):
+    _check_finds_the_faces(RetinaFaceDetector(coarse_size=coarse_size), photos, reference)
 
 
 @needs_images
 def test_retinaface_batches_frames_of_one_shape(photos):
     """Frames of one shape go to onnxruntime in one call; a batch gives each frame's own boxes."""
-    detector = RetinaFaceDetector()
+    detector = RetinaFaceDetector(coarse_size=None)
     session, postprocess = detector._runtime
     calls = []
 
@@ -244,8 +243,8 @@ def ffpp_frames() -> list[np.ndarray]:
 def test_retinaface_coarse_to_fine_matches_whole_frame_detection(ffpp_frames):
     """Coarse to fine finds the faces the whole frame at 640 does, with nearly its boxes (IoU >= 0.95;
     at 320 on the whole frame they are 0.85-0.93), and landmarks within a few pixels."""
-    reference = RetinaFaceDetector().detect(ffpp_frames)
-    fast = RetinaFaceDetector(coarse_size=192).detect(ffpp_frames)
+    reference = RetinaFaceDetector(coarse_size=None).detect(ffpp_frames)
+    fast = RetinaFaceDetector().detect(ffpp_frames)  # the default: coarse to fine
     ious = []
     for frame, ref, got in zip(ffpp_frames, reference, fast):
         assert len(ref) >= 1 and len(got) == len(ref)
@@ -270,7 +269,7 @@ def test_retinaface_coarse_to_fine_windows_and_small_frames(ffpp_frames, photos)
         assert (x2 == shape[1] or x2 % 32 == 0) and (y2 == shape[0] or y2 % 32 == 0)
         assert x1 <= max(box[0], 0) and y1 <= max(box[1], 0) and x2 >= min(box[2], shape[1]) and y2 >= min(box[3], shape[0])
     small = cv2.resize(photos["grace_hopper.bmp"], (160, 188))
-    (got,), (expected,) = detector.detect([small]), RetinaFaceDetector().detect([small])
+    (got,), (expected,) = detector.detect([small]), RetinaFaceDetector(coarse_size=None).detect([small])
     np.testing.assert_array_equal(_corners(got), _corners(expected))
 
 
@@ -281,10 +280,10 @@ def test_retinaface_coarse_to_fine_detects_whole_frames_where_it_finds_no_face(p
     canvas = np.zeros((1080, 1920, 3), np.uint8)
     canvas[400:755, 700:1212] = photos["face.jpg"]
     frames = [canvas, np.zeros_like(canvas)]
-    reference = RetinaFaceDetector().detect(frames)
+    reference = RetinaFaceDetector(coarse_size=None).detect(frames)
     assert len(reference[0]) >= 2 and reference[1] == []
     assert RetinaFaceDetector(detection_size=192, score_threshold=0.5).detect(frames)[0] == []  # as the coarse pass
-    assert RetinaFaceDetector(coarse_size=192).detect(frames) == reference
+    assert RetinaFaceDetector().detect(frames) == reference
 
 
 # --- MTCNN ------------------------------------------------------------------------------
@@ -444,11 +443,109 @@ def test_speed_settings_keep_the_cache_key_and_detection_settings_change_it():
     assert face_detectors.create({"name": "retinaface", "score_threshold": 0.9}).fingerprint != base.fingerprint
 
 
-def test_retinaface_coarse_to_fine_changes_the_cache_key_and_the_default_keeps_its_own():
-    base = face_detectors.create("retinaface")
-    assert base.fingerprint == "92dfb475369f54ac"  # the key before coarse_size and window existed
-    assert RetinaFaceDetector(window=3.0).fingerprint == base.fingerprint  # window is unused without coarse_size
-    fast = RetinaFaceDetector(coarse_size=192)
-    assert fast.fingerprint not in (base.fingerprint, RetinaFaceDetector(coarse_size=256).fingerprint,
+def test_retinaface_coarse_to_fine_changes_the_cache_key_and_whole_frames_keep_their_own():
+    whole = RetinaFaceDetector(coarse_size=None)
+    assert whole.fingerprint == "92dfb475369f54ac"  # the key before coarse_size and window existed
+    assert RetinaFaceDetector(coarse_size=None, window=3.0).fingerprint == whole.fingerprint  # window unused
+    fast = face_detectors.create("retinaface")  # the default: coarse to fine
+    assert fast.fingerprint == "303b4e0a8802f2ed"  # coarse_size=192, window=1.75's key since it existed
+    assert fast.fingerprint == RetinaFaceDetector(coarse_size=192, window=1.75).fingerprint
+    assert fast.fingerprint not in (whole.fingerprint, RetinaFaceDetector(coarse_size=256).fingerprint,
                                     RetinaFaceDetector(coarse_size=192, window=2.0).fingerprint)
     assert RetinaFaceDetector(coarse_size=192, batch_size=1, threads=1).fingerprint == fast.fingerprint
+    # a coarse size at or above the detection size detects whole frames, and has their key
+    assert RetinaFaceDetector(detection_size=128).fingerprint == RetinaFaceDetector(detection_size=128,
+                                                                                    coarse_size=None).fingerprint
+    assert RetinaFaceDetector(coarse_size=640).fingerprint == whole.fingerprint
+
+
+def test_retinaface_default_is_coarse_to_fine(ffpp_frames):
+    """The default detector runs the coarse pass (frames at 192) and full-scale windows, never the whole frame."""
+    detector = RetinaFaceDetector()
+    assert (detector.coarse_size, detector.window, detector.detection_size) == (192, 1.75, 640)
+    session, postprocess = detector._runtime
+    calls = []
+
+    class Counting:
+        def run(self, names, feeds):
+            calls.append(feeds["input"].shape)
+            return session.run(names, feeds)
+
+    detector.__dict__["_runtime"] = (Counting(), postprocess)
+    frames = ffpp_frames[:6]  # 1280x720: 640x360 at the detection size
+    found = detector.detect(frames)
+    assert all(faces for faces in found)
+    assert calls[0] == (6, 3, 108, 192)  # the coarse pass, all frames in one call
+    assert all(h * w < 360 * 640 / 2 for _, _, h, w in calls[1:]), calls  # windows, no whole frame
+
+
+def test_retinaface_batched_windows_give_the_boxes_of_one_window_at_a_time(ffpp_frames):
+    """Windows of one shape, of several frames, go to onnxruntime together; each frame's boxes are
+    those of its windows run one per call, and of the frame detected alone."""
+    batched = RetinaFaceDetector(batch_size=16)
+    session, postprocess = batched._runtime
+    calls = []
+
+    class Counting:
+        def run(self, names, feeds):
+            calls.append(feeds["input"].shape)
+            return session.run(names, feeds)
+
+    batched.__dict__["_runtime"] = (Counting(), postprocess)
+    together = batched.detect(ffpp_frames)
+    assert max(shape[0] for shape in calls[1:]) > 1  # windows shared a call
+    one_at_a_time = RetinaFaceDetector(batch_size=1)
+    alone = [faces for frame in ffpp_frames for faces in one_at_a_time.detect([frame])]
+    assert len(together) == len(alone) == len(ffpp_frames)
+    for got, expected in zip(together, alone):
+        np.testing.assert_array_equal(_corners(got), _corners(expected))
+        assert [b.landmarks for b in got] == [b.landmarks for b in expected]
+
+
+@needs_images
+def test_retinaface_default_matches_whole_frame_detection_on_a_photo(photos):
+    """Grace Hopper (517x606, downscaled to 640 is none): the default's box is the whole photo's, IoU >= 0.95."""
+    photo = cv2.resize(photos["grace_hopper.bmp"], None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)  # 1034x1212
+    (fast,), (whole,) = RetinaFaceDetector().detect([photo]), RetinaFaceDetector(coarse_size=None).detect([photo])
+    assert len(fast) == len(whole) == 1
+    assert overlap(_corners(whole)[0], _corners(fast))[0] >= 0.95
+
+
+#: A model file saved by the main branch at 2f53bc9 (its pretrained detector): its config names
+#: ``"coarse_size": null``, the whole-frame detector of that time.
+SAVED_BY_MAIN = Path(__file__).resolve().parent / "data" / "default_saved_by_2f53bc9.dfd"
+
+
+def _rewritten(source: Path, target: Path, face_detector: dict) -> Path:
+    """`source` with its config's face detector replaced by `face_detector`."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            if info.filename == "config.json":
+                config = json.loads(data)
+                config["face_detector"] = face_detector
+                data = json.dumps(config).encode()
+            new.writestr(info, data)
+    return target
+
+
+def test_saved_models_keep_the_detector_they_were_saved_with(tmp_path):
+    """A model saved before coarse to fine was the default keeps whole-frame detection (and its
+    extractor fingerprint): with ``coarse_size: null`` as main wrote it, and without the key
+    (configs written before `coarse_size` existed); coarse to fine where its config says so."""
+    saved = json.loads(zipfile.ZipFile(SAVED_BY_MAIN).read("config.json"))["face_detector"]
+    assert saved["coarse_size"] is None
+    metadata = json.loads(zipfile.ZipFile(SAVED_BY_MAIN).read("metadata.json"))
+    loaded = dd.DeepfakeDetector.load(SAVED_BY_MAIN, cache=None)
+    assert loaded.part("face_detector").coarse_size is None
+    assert loaded.part("face_detector").fingerprint == "92dfb475369f54ac"
+    assert loaded.fingerprint_ == metadata["extractor_fingerprint"]
+    older = {k: v for k, v in saved.items() if k not in ("coarse_size", "window")}
+    for config in (older, {**saved, "coarse_size": 192}):
+        path = _rewritten(SAVED_BY_MAIN, tmp_path / f"{config.get('coarse_size')}.dfd", config)
+        detector = dd.DeepfakeDetector.load(path, cache=None).part("face_detector")
+        assert detector.coarse_size == config.get("coarse_size")
+        assert detector.fingerprint == ("92dfb475369f54ac" if detector.coarse_size is None else "303b4e0a8802f2ed")
+    # a config of some arguments (not a saved one) gets today's defaults
+    assert face_detectors.create({"name": "retinaface", "detection_size": 640}).coarse_size == 192
+    assert face_detectors.create(older).coarse_size is None
