@@ -299,4 +299,4 @@ def test_predict_videos_streams_the_verdicts_of_predict_video_and_yields_read_er
         assert (got.path, got.label, got.frames_sampled, got.faces_found) == (alone.path, alone.label,
                                                                                 alone.frames_sampled, alone.faces_found)
         assert got.p_fake == pytest.approx(alone.p_fake, abs=1e-6)
-        assert {"decode", "detect", "crop", "embed", "classify"} <= set(got.timings)
+        assert "classify" in got.timings and ("cache" in got.timings or {"decode", "detect", "embed"} <= set(got.timings))
