@@ -7,6 +7,7 @@ Results go to standard output; progress and messages go to standard error, so
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import inspect
 import json
@@ -402,52 +403,53 @@ def predict(args, as_json, as_csv, threshold, inconclusive, weights, allow_finge
         click.echo(f"# {'p_fake':>6}    {'verdict':12} {'faces':>7}  input")
     failed, pages = 0, []
     many = len(videos) > 1
-    predictions = detector.predict_videos(videos, threshold=threshold, inconclusive=inconclusive)
-    for k, (path, pred) in enumerate(zip(videos, progress(predictions, 0 if quiet else 1, "predicting",
-                                                          total=len(videos))), start=1):
-        if isinstance(pred, VideoReadError):
-            e = pred
-            failed += 1
-            click.echo(f"error: {e}", err=True)
-            row = dict.fromkeys(columns)
-            row.update(path=str(path), label="error", error=str(e))
-            pages.append({**row, "report": None})
+    # closed however the loop ends: its last features are committed, its decoding thread joined
+    with contextlib.closing(detector.predict_videos(videos, threshold=threshold, inconclusive=inconclusive)) as predictions:
+        for k, (pred, path) in enumerate(zip(progress(predictions, 0 if quiet else 1, "predicting", total=len(videos)),
+                                             videos), start=1):  # the stream first: it ends, and commits, on its own
+            if isinstance(pred, VideoReadError):
+                e = pred
+                failed += 1
+                click.echo(f"error: {e}", err=True)
+                row = dict.fromkeys(columns)
+                row.update(path=str(path), label="error", error=str(e))
+                pages.append({**row, "report": None})
+                if as_json:
+                    click.echo(json.dumps(row))
+                elif writer:
+                    writer.writerow(row.values())
+                else:
+                    click.echo(f"  {'-':>6} -> {'error':12} {'':>7}  {path}  ({e})")
+                continue
+            row = {"path": pred.path, "label": pred.label, "p_fake": pred.p_fake, "threshold": pred.threshold,
+                   "inconclusive": list(pred.inconclusive) if pred.inconclusive else None,
+                   "faces_found": pred.faces_found, "frames_sampled": pred.frames_sampled, "reason": pred.reason,
+                   "error": None}
             if as_json:
                 click.echo(json.dumps(row))
             elif writer:
-                writer.writerow(row.values())
+                writer.writerow([" ".join(map(str, v)) if isinstance(v, list) else v for v in row.values()])
             else:
-                click.echo(f"  {'-':>6} -> {'error':12} {'':>7}  {path}  ({e})")
-            continue
-        row = {"path": pred.path, "label": pred.label, "p_fake": pred.p_fake, "threshold": pred.threshold,
-               "inconclusive": list(pred.inconclusive) if pred.inconclusive else None,
-               "faces_found": pred.faces_found, "frames_sampled": pred.frames_sampled, "reason": pred.reason,
-               "error": None}
-        if as_json:
-            click.echo(json.dumps(row))
-        elif writer:
-            writer.writerow([" ".join(map(str, v)) if isinstance(v, list) else v for v in row.values()])
-        else:
-            shown = "   -  " if pred.p_fake is None else f"{pred.p_fake:.3f}"
-            faces = f"{pred.faces_found}/{pred.frames_sampled}"
-            click.echo(f"  {shown:>6} -> {pred.label:12} {faces:>7}  {pred.path}"
-                       + (f"  ({pred.reason})" if pred.reason else ""))
-        if report_dir is not None:
-            from .report import write_prediction_report
+                shown = "   -  " if pred.p_fake is None else f"{pred.p_fake:.3f}"
+                faces = f"{pred.faces_found}/{pred.frames_sampled}"
+                click.echo(f"  {shown:>6} -> {pred.label:12} {faces:>7}  {pred.path}"
+                           + (f"  ({pred.reason})" if pred.reason else ""))
+            if report_dir is not None:
+                from .report import write_prediction_report
 
-            out = Path(report_dir) / (f"{k:03d}_{Path(path).stem}" if many else "")
-            explanations = None
-            if explain and pred.frames:
-                from .explain import most_suspicious, occlusion_maps
+                out = Path(report_dir) / (f"{k:03d}_{Path(path).stem}" if many else "")
+                explanations = None
+                if explain and pred.frames:
+                    from .explain import most_suspicious, occlusion_maps
 
-                explanations = occlusion_maps(detector, path, most_suspicious(pred))
-            page = write_prediction_report(pred, out, model=about, command=_command_line(),
-                                           explanations=explanations)
-            pages.append({"path": pred.path, "label": pred.label, "p_fake": pred.p_fake,
-                          "faces": f"{pred.faces_found} / {pred.frames_sampled}",
-                          "report": str(page.relative_to(report_dir))})
-            if not many:
-                click.echo(f"report: {page}", err=True)
+                    explanations = occlusion_maps(detector, path, most_suspicious(pred))
+                page = write_prediction_report(pred, out, model=about, command=_command_line(),
+                                               explanations=explanations)
+                pages.append({"path": pred.path, "label": pred.label, "p_fake": pred.p_fake,
+                              "faces": f"{pred.faces_found} / {pred.frames_sampled}",
+                              "report": str(page.relative_to(report_dir))})
+                if not many:
+                    click.echo(f"report: {page}", err=True)
     if report_dir is not None and many:
         from .report import write_index
 

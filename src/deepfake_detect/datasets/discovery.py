@@ -166,12 +166,16 @@ def _from_csv(csv_path: Path) -> list[_Found]:
         if label not in LABELS:
             raise DatasetError(f"{csv_path}, line {line}: unknown label {row['label']!r}; "
                                "use 'real' or 'fake' (or 0 or 1).")
-        path = Path(row["path"]) if os.path.isabs(row["path"]) else (root / row["path"]).resolve()
-        if not path.is_file():
+        try:
+            path = Path(row["path"]) if os.path.isabs(row["path"]) else (root / row["path"]).resolve()
+            exists = path.is_file()
+            source = row.get("source", "")
+            if source and not os.path.isabs(source) and (root / source).is_file():
+                source = str((root / source).resolve())
+        except (OSError, RuntimeError) as e:  # a symbolic link loop (RuntimeError from resolve on 3.11)
+            raise DatasetError(f"{csv_path}, line {line}: {row['path']} cannot be resolved ({e}).") from e
+        if not exists:
             raise DatasetError(f"{csv_path}, line {line}: {row['path']} does not exist.")
-        source = row.get("source", "")
-        if source and not os.path.isabs(source) and (root / source).is_file():
-            source = str((root / source).resolve())
         found.append(_Found(str(path), LABELS[label], row.get("method", ""), row.get("group", ""), source))
     return found
 
