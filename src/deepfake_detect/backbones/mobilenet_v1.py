@@ -86,3 +86,8 @@ class MobileNetV1(Backbone):
         x = np.multiply(images, np.float32(1 / 127.5), dtype=np.float32)  # [-1, 1], in two passes
         x -= 1.0
         return x
+
+    def preprocess_ops(self, images):
+        from keras import ops
+
+        return ops.cast(images, "float32") * np.float32(1 / 127.5) - np.float32(1.0)
