@@ -165,10 +165,8 @@ def test_retinaface_finds_the_faces(photos, reference, coarse_size):
     _check_finds_the_faces(RetinaFaceDetector(coarse_size=coarse_size), photos, reference)
 
 
-@needs_images
-def test_retinaface_batches_frames_of_one_shape(photos):
-    """Frames of one shape go to onnxruntime in one call; a batch gives each frame's own boxes."""
-    detector = RetinaFaceDetector(coarse_size=None)
+def _count_calls(detector: RetinaFaceDetector) -> list[tuple[int, ...]]:
+    """The input shape of each onnxruntime call `detector` makes from now on (the list fills as it runs)."""
     session, postprocess = detector._runtime
     calls = []
 
@@ -178,6 +176,14 @@ def test_retinaface_batches_frames_of_one_shape(photos):
             return session.run(names, feeds)
 
     detector.__dict__["_runtime"] = (Counting(), postprocess)
+    return calls
+
+
+@needs_images
+def test_retinaface_batches_frames_of_one_shape(photos):
+    """Frames of one shape go to onnxruntime in one call; a batch gives each frame's own boxes."""
+    detector = RetinaFaceDetector(coarse_size=None)
+    calls = _count_calls(detector)
     face, hopper = photos["face.jpg"], photos["grace_hopper.bmp"]
     batch = detector.detect([face, hopper, face, face])
     assert sorted(calls) == sorted([(3, 3, *face.shape[:2]), (1, 3, *hopper.shape[:2])])
@@ -463,15 +469,7 @@ def test_retinaface_default_is_coarse_to_fine(ffpp_frames):
     """The default detector runs the coarse pass (frames at 192) and full-scale windows, never the whole frame."""
     detector = RetinaFaceDetector()
     assert (detector.coarse_size, detector.window, detector.detection_size) == (192, 1.75, 640)
-    session, postprocess = detector._runtime
-    calls = []
-
-    class Counting:
-        def run(self, names, feeds):
-            calls.append(feeds["input"].shape)
-            return session.run(names, feeds)
-
-    detector.__dict__["_runtime"] = (Counting(), postprocess)
+    calls = _count_calls(detector)
     frames = ffpp_frames[:6]  # 1280x720: 640x360 at the detection size
     found = detector.detect(frames)
     assert all(faces for faces in found)
@@ -483,15 +481,7 @@ def test_retinaface_batched_windows_give_the_boxes_of_one_window_at_a_time(ffpp_
     """Windows of one shape, of several frames, go to onnxruntime together; each frame's boxes are
     those of its windows run one per call, and of the frame detected alone."""
     batched = RetinaFaceDetector(batch_size=16)
-    session, postprocess = batched._runtime
-    calls = []
-
-    class Counting:
-        def run(self, names, feeds):
-            calls.append(feeds["input"].shape)
-            return session.run(names, feeds)
-
-    batched.__dict__["_runtime"] = (Counting(), postprocess)
+    calls = _count_calls(batched)
     together = batched.detect(ffpp_frames)
     assert max(shape[0] for shape in calls[1:]) > 1  # windows shared a call
     one_at_a_time = RetinaFaceDetector(batch_size=1)

@@ -13,6 +13,18 @@ import keras
 from keras import ops
 
 
+def padded_for(inputs, kernel_size: tuple[int, int], strides: tuple[int, int], padding: str):
+    """(`inputs` padded as Keras pads for `padding` "same", unchanged for "valid"; the output's
+    height and width) of a convolution with `kernel_size` and `strides` on channels-last `inputs`."""
+    (kh, kw), (sh, sw) = kernel_size, strides
+    h, w = inputs.shape[1], inputs.shape[2]
+    if padding != "same":
+        return inputs, (h - kh) // sh + 1, (w - kw) // sw + 1
+    oh, ow = -(-h // sh), -(-w // sw)
+    ph, pw = max((oh - 1) * sh + kh - h, 0), max((ow - 1) * sw + kw - w, 0)
+    return ops.pad(inputs, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0))), oh, ow
+
+
 @keras.saving.register_keras_serializable(package="deepfake_detect")
 class FastDepthwiseConv2D(keras.layers.DepthwiseConv2D):
     """`keras.layers.DepthwiseConv2D` computed by shift-and-add (pad once, kh x kw strided slices).
@@ -32,13 +44,7 @@ class FastDepthwiseConv2D(keras.layers.DepthwiseConv2D):
         if not self._fast_path(inputs):
             return super().call(inputs)
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
-        h, w = inputs.shape[1], inputs.shape[2]
-        if self.padding == "same":
-            oh, ow = -(-h // sh), -(-w // sw)
-            ph, pw = max((oh - 1) * sh + kh - h, 0), max((ow - 1) * sw + kw - w, 0)
-            inputs = ops.pad(inputs, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
-        else:
-            oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+        inputs, oh, ow = padded_for(inputs, self.kernel_size, self.strides, self.padding)
         kernel = ops.cast(self.kernel[..., 0], inputs.dtype)  # (kh, kw, C)
         outputs = None
         for i in range(kh):

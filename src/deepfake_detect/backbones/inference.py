@@ -22,6 +22,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from .depthwise import padded_for
+
 #: Most input channels for which `FastConv2D` takes the shift-and-add path (the RGB stem).
 FAST_CONV_MAX_CHANNELS = 4
 
@@ -36,13 +38,8 @@ class FastConv2D(keras.layers.Conv2D):
                 or self.dilation_rate != (1, 1) or None in tuple(inputs.shape[1:3])):
             return super().call(inputs)
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
-        h, w, cin = inputs.shape[1], inputs.shape[2], inputs.shape[3]
-        if self.padding == "same":
-            oh, ow = -(-h // sh), -(-w // sw)
-            ph, pw = max((oh - 1) * sh + kh - h, 0), max((ow - 1) * sw + kw - w, 0)
-            inputs = ops.pad(inputs, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
-        else:
-            oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+        cin = inputs.shape[3]
+        inputs, oh, ow = padded_for(inputs, self.kernel_size, self.strides, self.padding)
         kernel = ops.cast(self.kernel, inputs.dtype)  # (kh, kw, C_in, C_out)
         outputs = None
         for i in range(kh):
