@@ -83,8 +83,8 @@ class Backbone(Configurable):
     def preprocess_ops(self, images: Any) -> Any:
         """`preprocess` in `keras.ops`, for a uint8 tensor inside the compiled forward pass on JAX
         (where `embed` then hands over the crops as uint8: a quarter of the bytes, and the scaling
-        fuses into the first layer). None: this backbone preprocesses on the host only."""
-        return None
+        fuses into the first layer). A backbone that does not override it preprocesses on the host."""
+        raise NotImplementedError
 
     @cached_property
     def model(self):
@@ -158,7 +158,7 @@ class Backbone(Configurable):
         from .._backend import enable_compilation_cache
 
         enable_compilation_cache()
-        takes_uint8 = self.preprocess_ops(keras.ops.zeros((1, 1, 1, 3), "uint8")) is not None
+        takes_uint8 = type(self).preprocess_ops is not Backbone.preprocess_ops
 
         def call(trainable, other, x):
             return model.stateless_call(trainable, other, self.preprocess_ops(x) if takes_uint8 else x,

@@ -25,6 +25,13 @@ def padded_for(inputs, kernel_size: tuple[int, int], strides: tuple[int, int], p
     return ops.pad(inputs, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0))), oh, ow
 
 
+def biased_and_activated(layer, outputs):
+    """A convolution `layer`'s `outputs` with its bias added and its activation applied, as Keras does."""
+    if layer.use_bias:
+        outputs = outputs + ops.cast(layer.bias, outputs.dtype)
+    return outputs if layer.activation is None else layer.activation(outputs)
+
+
 @keras.saving.register_keras_serializable(package="deepfake_detect")
 class FastDepthwiseConv2D(keras.layers.DepthwiseConv2D):
     """`keras.layers.DepthwiseConv2D` computed by shift-and-add (pad once, kh x kw strided slices).
@@ -51,11 +58,7 @@ class FastDepthwiseConv2D(keras.layers.DepthwiseConv2D):
             for j in range(kw):
                 tap = inputs[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw, :] * kernel[i, j]
                 outputs = tap if outputs is None else outputs + tap
-        if self.use_bias:
-            outputs = outputs + ops.cast(self.bias, outputs.dtype)
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+        return biased_and_activated(self, outputs)
 
 
 # Keras 3 weight files address a layer by its class name in snake case ("depthwise_conv2d_3"),

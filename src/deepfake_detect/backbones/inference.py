@@ -22,7 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .depthwise import padded_for
+from .depthwise import biased_and_activated, padded_for
 
 #: Most input channels for which `FastConv2D` takes the shift-and-add path (the RGB stem).
 FAST_CONV_MAX_CHANNELS = 4
@@ -48,11 +48,7 @@ class FastConv2D(keras.layers.Conv2D):
                 for c in range(cin):
                     term = tap[..., c:c + 1] * kernel[i, j, c]
                     outputs = term if outputs is None else outputs + term
-        if self.use_bias:
-            outputs = outputs + ops.cast(self.bias, outputs.dtype)
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+        return biased_and_activated(self, outputs)
 
 
 class FoldedBatchNormalization(keras.layers.Layer):
